@@ -1,0 +1,20 @@
+//! The CNI protocol: versions, errors, environment, config, results, delegation and the
+//! plugin runner. Pure: no kernel access here.
+
+pub mod args;
+pub mod conf;
+pub mod delegate;
+pub mod env;
+pub mod error;
+pub mod names;
+pub mod plugin;
+pub mod result;
+pub mod version;
+
+pub use args::CniArgs;
+pub use conf::{Attachment, NetConf, NetConfList};
+pub use env::{Command, Env};
+pub use error::{CniError, code};
+pub use plugin::{Call, Plugin, Reply};
+pub use result::{CniResult, Dns, Interface, IpConfig, Route};
+pub use version::Version;

@@ -1,0 +1,8 @@
+//! underlay's vocabulary and pure logic: the CNI wire protocol (every spec version),
+//! hardware addresses, and (as it grows) IPAM. Nothing here talks to the kernel, so all
+//! of it is unit- and property-tested without privileges.
+
+pub mod cni;
+pub mod mac;
+
+pub use mac::{HwAddr, MacAddr};
