@@ -1,1 +1,21 @@
-//! x
+//! The only crate in underlay that talks to the kernel: blocking rtnetlink (links,
+//! macvlans, veths, bridges, addresses, routes, neighbours), network namespaces and
+//! sysctls, and the builder of simulated LANs that tests and `underlay lab` share.
+
+pub mod addr;
+pub mod error;
+pub mod link;
+pub mod macvlan;
+pub mod neigh;
+pub mod netlink;
+pub mod netns;
+pub mod reach;
+pub mod route;
+pub mod veth;
+pub mod world;
+
+pub use error::{Error, Result};
+pub use link::Link;
+pub use macvlan::{MacvlanMode, MacvlanSpec};
+pub use netlink::Netlink;
+pub use netns::Netns;

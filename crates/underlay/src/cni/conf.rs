@@ -175,7 +175,7 @@ mod tests {
         let v = json!({"cniVersion": "0.4.0", "name": "n", "type": "macvlan", "master": "enp0s3",
                        "x-vendor": {"a": 1}, "ipam": {"type": "host-local", "subnet": "10.0.0.0/24"}});
         let c: Macvlanish = typed(v.clone(), "").unwrap();
-        assert_eq!(c.master, "enp0s3");
+        assert_eq!((c.master.as_str(), c.mtu), ("enp0s3", 0));
         assert_eq!(c.net.rest.get("x-vendor"), Some(&json!({"a": 1})));
         assert!(!c.net.rest.contains_key("master"));
         assert_eq!(c.net.ipam_type().unwrap(), Some("host-local"));

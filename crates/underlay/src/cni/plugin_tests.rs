@@ -88,7 +88,8 @@ fn version_lists_every_supported_version() {
 
 #[test]
 fn failures_carry_the_right_code() {
-    let cases: Vec<(Vec<(&str, String)>, Vec<u8>, u32, &str)> = vec![
+    type Case = (Vec<(&'static str, String)>, Vec<u8>, u32, &'static str);
+    let cases: Vec<Case> = vec![
         (vars("ADD"), b"{not json".to_vec(), 6, "decode"),
         (vars("ADD"), b"[1]".to_vec(), 6, "object"),
         (vars("ADD"), conf("0.9.0"), 1, "0.9.0"),

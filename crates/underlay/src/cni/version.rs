@@ -50,11 +50,9 @@ impl Version {
             return Ok(Version::V0_1_0);
         }
         let mut parts = [0u32; 3];
-        let mut count = 0;
-        for piece in s.split('.') {
-            let slot = parts.get_mut(count).ok_or_else(|| bad_version(s))?;
+        for (i, piece) in s.split('.').enumerate() {
+            let slot = parts.get_mut(i).ok_or_else(|| bad_version(s))?;
             *slot = piece.parse().map_err(|_| bad_version(s))?;
-            count += 1;
         }
         Version::ALL
             .iter()

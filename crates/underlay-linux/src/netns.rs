@@ -1,0 +1,221 @@
+//! Network namespaces: open by path, create and delete named ones under `/run/netns`
+//! (the way `ip netns` does, so both see the same names), and run code inside one.
+//!
+//! A namespace is entered on a throwaway thread, never on the caller's: `setns` changes
+//! only the calling thread, and a thread left in the wrong namespace poisons whatever
+//! runs on it next.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+
+use crate::error::{Context, Errno, Error, Result};
+use crate::netlink::Netlink;
+
+/// Where `ip netns` keeps named namespaces.
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// Filesystem magic of nsfs (a namespace file) and of procfs (`/proc/PID/ns/net`).
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+#[derive(Debug)]
+pub struct Netns {
+    file: File,
+    path: PathBuf,
+}
+
+impl Netns {
+    /// Opens a namespace file (`/run/netns/x`, `/proc/PID/ns/net`, ...). Anything that
+    /// is not a namespace is refused, so a bad `CNI_NETNS` cannot be mistaken for one.
+    pub fn open(path: impl AsRef<Path>) -> Result<Netns> {
+        let path = path.as_ref();
+        let what = || format!("open network namespace {}", path.display());
+        let file = File::open(path).with_context(what)?;
+        let fs = nix::sys::statfs::fstatfs(&file).with_context(what)?;
+        let magic = fs.filesystem_type().0 as i64;
+        if magic != NSFS_MAGIC && magic != PROC_SUPER_MAGIC {
+            return Err(Error::new(what(), "not a network namespace file"));
+        }
+        Ok(Netns {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The namespace the calling thread is in.
+    pub fn current() -> Result<Netns> {
+        Netns::open("/proc/thread-self/ns/net")
+    }
+
+    /// Creates a named namespace `/run/netns/<name>`. Fails if the name is taken.
+    pub fn create(name: &str) -> Result<Netns> {
+        let what = || format!("create network namespace {name}");
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(Error::new(what(), "invalid name"));
+        }
+        ensure_shared_dir().with_context(what)?;
+        let path = Path::new(NETNS_DIR).join(name);
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(what)?;
+        let made = std::thread::scope(|s| {
+            s.spawn(|| -> Result<()> {
+                unshare(CloneFlags::CLONE_NEWNET)?;
+                mount(
+                    Some("/proc/thread-self/ns/net"),
+                    &path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )?;
+                Ok(())
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
+        if let Err(e) = made {
+            let _ = std::fs::remove_file(&path);
+            return Err(e.context(what()));
+        }
+        Netns::open(&path)
+    }
+
+    /// Removes a named namespace. Its interfaces go when the last user leaves it.
+    /// Succeeds if it does not exist.
+    pub fn delete(name: &str) -> Result<()> {
+        let path = Path::new(NETNS_DIR).join(name);
+        let what = || format!("delete network namespace {name}");
+        match umount2(&path, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(Error::from(e).context(what())),
+        }
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::from(e).context(what()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `/run/netns/<name>` exists.
+    pub fn exists(name: &str) -> bool {
+        Path::new(NETNS_DIR).join(name).exists()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The name under `/run/netns`, if it is a named one.
+    pub fn name(&self) -> Option<&str> {
+        self.path
+            .strip_prefix(NETNS_DIR)
+            .ok()
+            .and_then(|p| p.to_str())
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// Runs `f` on a new thread inside this namespace and returns what it returns.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let what = || format!("enter network namespace {}", self.path.display());
+        std::thread::scope(|s| {
+            s.spawn(|| -> Result<T> {
+                setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET).with_context(what)?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
+    /// A netlink socket that lives in this namespace (usable from any thread).
+    pub fn netlink(&self) -> Result<Netlink> {
+        self.run(Netlink::new)?
+    }
+
+    /// A command whose process starts inside this namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        let fd = self.file.as_raw_fd();
+        // SAFETY: only setns(2), which is async-signal-safe, runs between fork and exec;
+        // the fd stays open until exec because `self` outlives the spawn call.
+        unsafe {
+            cmd.pre_exec(move || {
+                let fd = BorrowedFd::borrow_raw(fd);
+                setns(fd, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            });
+        }
+        cmd
+    }
+
+    /// Whether two handles name the same namespace.
+    pub fn same_as(&self, other: &Netns) -> Result<bool> {
+        let a = nix::sys::stat::fstat(&self.file)?;
+        let b = nix::sys::stat::fstat(&other.file)?;
+        Ok((a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
+    }
+
+    /// Reads `/proc/sys/<key>` inside this namespace (`key` like `net/ipv4/ip_forward`).
+    pub fn sysctl(&self, key: &str) -> Result<String> {
+        let path = sysctl_path(key)?;
+        self.run(|| std::fs::read_to_string(&path))?
+            .map(|s| s.trim_end().to_string())
+            .with_context(|| format!("read sysctl {key}"))
+    }
+
+    /// Writes `/proc/sys/<key>` inside this namespace.
+    pub fn set_sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let path = sysctl_path(key)?;
+        self.run(|| std::fs::write(&path, value))?
+            .with_context(|| format!("set sysctl {key}={value}"))
+    }
+}
+
+/// Sysctl keys use `/` separators because interface names may contain dots.
+fn sysctl_path(key: &str) -> Result<PathBuf> {
+    if key.split('/').any(|p| p.is_empty() || p == "..") {
+        return Err(Error::new(format!("sysctl {key}"), "invalid key"));
+    }
+    Ok(Path::new("/proc/sys").join(key))
+}
+
+/// Makes `/run/netns` a shared mount point, as iproute2 does, so namespaces created here
+/// are visible in other mount namespaces (containers, `ip netns exec`).
+fn ensure_shared_dir() -> Result<()> {
+    std::fs::create_dir_all(NETNS_DIR).context(format!("create {NETNS_DIR}"))?;
+    let shared = || {
+        mount(
+            Some(""),
+            NETNS_DIR,
+            Some("none"),
+            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            None::<&str>,
+        )
+    };
+    match shared() {
+        Ok(()) => Ok(()),
+        Err(Errno::EINVAL) => {
+            mount(
+                Some(NETNS_DIR),
+                NETNS_DIR,
+                Some("none"),
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .context(format!("bind-mount {NETNS_DIR}"))?;
+            shared().context(format!("make {NETNS_DIR} shared"))
+        }
+        Err(e) => Err(Error::from(e).context(format!("make {NETNS_DIR} shared"))),
+    }
+}

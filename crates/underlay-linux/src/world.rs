@@ -1,0 +1,342 @@
+//! Simulated LANs built from network namespaces: a switch (a Linux bridge in its own
+//! namespace), nodes whose `enp0s3` is plugged into it, an external device, a gateway
+//! and empty pod namespaces. Tests build one each; `underlay lab` builds the seed's.
+//! Dropping a `World` removes every namespace it made, also while a test panics.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ipnet::{IpNet, Ipv4Net};
+use netlink_packet_route::link::InfoBridgePort;
+use underlay::MacAddr;
+
+use crate::addr::AddressOptions;
+use crate::error::{Context, Error, Result};
+use crate::netns::Netns;
+use crate::route::Route;
+
+/// The interface name the seed gives a node's uplink.
+pub const NODE_IF: &str = "enp0s3";
+const HOST_IF: &str = "eth0";
+const BRIDGE: &str = "br0";
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct WorldSpec {
+    /// Short tag that goes into every namespace name, e.g. the test's name.
+    pub tag: String,
+    pub subnet: Ipv4Net,
+    pub nodes: usize,
+    pub pods: usize,
+    pub external: bool,
+    pub gateway: bool,
+    /// Reflect frames back out of the port they came in on (what VEPA needs).
+    pub hairpin: bool,
+    /// Drop frames whose source MAC is not the one plugged into the port, as clouds
+    /// and locked-down hypervisors do.
+    pub drop_unknown_macs: bool,
+}
+
+impl WorldSpec {
+    /// The seed's LAN: 192.168.1.0/24, nodes from .10, external device .9, gateway .1.
+    pub fn seed(tag: &str) -> WorldSpec {
+        WorldSpec {
+            tag: tag.to_string(),
+            subnet: "192.168.1.0/24".parse().expect("valid"),
+            nodes: 2,
+            pods: 2,
+            external: true,
+            gateway: true,
+            hairpin: false,
+            drop_unknown_macs: false,
+        }
+    }
+
+    /// Only a switch and `pods` empty namespaces: a scratch world for kernel tests.
+    pub fn bare(tag: &str, pods: usize) -> WorldSpec {
+        WorldSpec {
+            nodes: 0,
+            pods,
+            external: false,
+            gateway: false,
+            ..WorldSpec::seed(tag)
+        }
+    }
+
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
+        self
+    }
+
+    pub fn pods(mut self, n: usize) -> Self {
+        self.pods = n;
+        self
+    }
+
+    pub fn hairpin(mut self, on: bool) -> Self {
+        self.hairpin = on;
+        self
+    }
+
+    pub fn drop_unknown_macs(mut self, on: bool) -> Self {
+        self.drop_unknown_macs = on;
+        self
+    }
+
+    fn host_ip(&self, offset: u32) -> IpNet {
+        let ip = Ipv4Addr::from(u32::from(self.subnet.network()) + offset);
+        IpNet::V4(Ipv4Net::new(ip, self.subnet.prefix_len()).expect("prefix from a valid net"))
+    }
+
+    pub fn gateway_ip(&self) -> IpAddr {
+        self.host_ip(1).addr()
+    }
+}
+
+/// A namespace plugged into the switch.
+#[derive(Debug)]
+pub struct Host {
+    pub netns: Netns,
+    /// Its interface on the LAN (`enp0s3` for nodes, `eth0` otherwise).
+    pub ifname: String,
+    pub ip: IpNet,
+    pub mac: MacAddr,
+    /// Its port on the switch.
+    pub port: String,
+}
+
+impl Host {
+    pub fn name(&self) -> &str {
+        self.netns.name().unwrap_or_default()
+    }
+}
+
+#[derive(Debug)]
+pub struct World {
+    pub spec: WorldSpec,
+    pub prefix: String,
+    pub switch: Netns,
+    pub nodes: Vec<Host>,
+    pub external: Option<Host>,
+    pub gateway: Option<Host>,
+    pub pods: Vec<Netns>,
+    /// Every namespace made, in creation order, removed in reverse.
+    made: Vec<String>,
+}
+
+static WORLDS: AtomicUsize = AtomicUsize::new(0);
+
+impl World {
+    pub fn build(spec: WorldSpec) -> Result<World> {
+        let n = WORLDS.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("ul-{}-{}-{n}", spec.tag, std::process::id());
+        let mut made = Vec::new();
+        let switch = create(&prefix, "sw", &mut made);
+        // From here on, a failure drops what was made so far.
+        let mut world = match switch {
+            Ok(switch) => World {
+                spec,
+                prefix,
+                switch,
+                nodes: vec![],
+                external: None,
+                gateway: None,
+                pods: vec![],
+                made,
+            },
+            Err(e) => {
+                cleanup(&made);
+                return Err(e);
+            }
+        };
+        world
+            .populate()
+            .with_context(|| format!("build test world {}", world.prefix))?;
+        Ok(world)
+    }
+
+    fn populate(&mut self) -> Result<()> {
+        let mut nl = self.switch.netlink()?;
+        nl.create_bridge(BRIDGE)?;
+        let br = nl.link(BRIDGE)?;
+        nl.set_up(br.index, true)?;
+        set_up_lo(&self.switch)?;
+        if self.spec.gateway {
+            let ip = self.spec.host_ip(1);
+            self.gateway = Some(self.plug("gw", HOST_IF, ip, br.index)?);
+        }
+        if self.spec.external {
+            let ip = self.spec.host_ip(9);
+            self.external = Some(self.plug("ext", HOST_IF, ip, br.index)?);
+        }
+        for i in 0..self.spec.nodes {
+            let ip = self.spec.host_ip(10 + i as u32);
+            let node = self.plug(&format!("node{}", i + 1), NODE_IF, ip, br.index)?;
+            let mut nl = node.netns.netlink()?;
+            let link = nl.link(NODE_IF)?;
+            nl.add_route(&Route::new(
+                "0.0.0.0/0".parse().expect("valid"),
+                Some(self.spec.gateway_ip()),
+                Some(link.index),
+            ))?;
+            self.nodes.push(node);
+        }
+        for i in 0..self.spec.pods {
+            let pod = create(&self.prefix, &format!("pod{}", i + 1), &mut self.made)?;
+            set_up_lo(&pod)?;
+            self.pods.push(pod);
+        }
+        if self.spec.hairpin {
+            for port in self.ports() {
+                self.set_hairpin(&port, true)?;
+            }
+        }
+        if self.spec.drop_unknown_macs {
+            self.install_port_security()?;
+        }
+        Ok(())
+    }
+
+    /// Creates namespace `<prefix>-<role>` and cables its `ifname` to a switch port.
+    fn plug(&mut self, role: &str, ifname: &str, ip: IpNet, bridge: u32) -> Result<Host> {
+        let netns = create(&self.prefix, role, &mut self.made)?;
+        let port = format!("p-{role}");
+        let mut sw = self.switch.netlink()?;
+        sw.create_veth(&port, ifname, Some(netns.fd()))?;
+        let p = sw.link(&port)?;
+        sw.set_controller(p.index, Some(bridge))?;
+        sw.set_up(p.index, true)?;
+        set_up_lo(&netns)?;
+        let mut nl = netns.netlink()?;
+        let link = nl.link(ifname)?;
+        nl.add_address(link.index, ip, AddressOptions::default())?;
+        nl.set_up(link.index, true)?;
+        let mac = link
+            .mac
+            .ok_or_else(|| Error::new(format!("read MAC of {ifname}"), "none reported"))?;
+        Ok(Host {
+            netns,
+            ifname: ifname.to_string(),
+            ip,
+            mac,
+            port,
+        })
+    }
+
+    /// Every host: gateway, external device, nodes.
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        self.gateway
+            .iter()
+            .chain(self.external.iter())
+            .chain(self.nodes.iter())
+    }
+
+    fn ports(&self) -> Vec<String> {
+        self.hosts().map(|h| h.port.clone()).collect()
+    }
+
+    pub fn node(&self, i: usize) -> &Host {
+        &self.nodes[i]
+    }
+
+    pub fn external(&self) -> &Host {
+        self.external
+            .as_ref()
+            .expect("this world has an external device")
+    }
+
+    /// Turns hairpin on or off on a switch port.
+    pub fn set_hairpin(&self, port: &str, on: bool) -> Result<()> {
+        let mut sw = self.switch.netlink()?;
+        let p = sw.link(port)?;
+        sw.set_bridge_port(p.index, vec![InfoBridgePort::HairpinMode(on)])
+    }
+
+    fn install_port_security(&self) -> Result<()> {
+        let mut rules = String::from("table bridge underlay_port_security {\n");
+        for h in self.hosts() {
+            rules += &format!(
+                "  set allow_{0} {{ type ether_addr; elements = {{ {1} }}; }}\n",
+                set_name(&h.port),
+                h.mac
+            );
+        }
+        rules += "  chain forward {\n    type filter hook forward priority 0; policy accept;\n";
+        for h in self.hosts() {
+            rules += &format!(
+                "    iifname \"{}\" ether saddr != @allow_{} drop\n",
+                h.port,
+                set_name(&h.port)
+            );
+        }
+        rules += "  }\n}\n";
+        self.nft(&rules)
+    }
+
+    /// Lets `mac` send through `port` when the switch drops unknown MACs.
+    pub fn allow_mac(&self, port: &str, mac: MacAddr) -> Result<()> {
+        self.nft(&format!(
+            "add element bridge underlay_port_security allow_{} {{ {mac} }}\n",
+            set_name(port)
+        ))
+    }
+
+    fn nft(&self, script: &str) -> Result<()> {
+        use std::io::Write;
+        let mut child = self
+            .switch
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("run nft (install the nftables package)")?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(script.as_bytes())
+            .context("write nft rules")?;
+        let out = child.wait_with_output().context("wait for nft")?;
+        if !out.status.success() {
+            return Err(Error::new(
+                "load switch rules with nft",
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn set_name(port: &str) -> String {
+    port.replace('-', "_")
+}
+
+fn create(prefix: &str, role: &str, made: &mut Vec<String>) -> Result<Netns> {
+    let name = format!("{prefix}-{role}");
+    let ns = Netns::create(&name)?;
+    made.push(name);
+    Ok(ns)
+}
+
+fn set_up_lo(ns: &Netns) -> Result<()> {
+    let mut nl = ns.netlink()?;
+    let lo = nl.link("lo")?;
+    nl.set_up(lo.index, true)
+}
+
+fn cleanup(made: &[String]) {
+    for name in made.iter().rev() {
+        if let Err(e) = Netns::delete(name) {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        cleanup(&self.made);
+    }
+}
