@@ -5,7 +5,11 @@ mod lab;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "underlay", version, about = "Containers straight on the LAN: macvlan networking, checked on the real kernel")]
+#[command(
+    name = "underlay",
+    version,
+    about = "Containers straight on the LAN: macvlan networking, checked on the real kernel"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
