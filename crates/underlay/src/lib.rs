@@ -3,6 +3,7 @@
 //! of it is unit- and property-tested without privileges.
 
 pub mod cni;
+pub mod ipam;
 pub mod mac;
 
 pub use mac::{HwAddr, MacAddr};

@@ -28,6 +28,8 @@ pub mod code {
     pub const PLUGIN_FAILED: u32 = 103;
     /// What the CHECK found differs from what ADD made.
     pub const CHECK_FAILED: u32 = 104;
+    /// The requested address is reserved by another container.
+    pub const ADDRESS_TAKEN: u32 = 105;
 }
 
 /// An error as the spec shapes it: `{cniVersion, code, msg, details}`.

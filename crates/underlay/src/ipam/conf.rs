@@ -1,0 +1,259 @@
+//! host-local's configuration: the legacy single range, `ranges`, the `ipRanges`
+//! capability, requested addresses from every channel, routes, `dataDir`, `resolvConf`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::range::{RangeConf, RangeSet};
+use crate::cni::conf::typed;
+use crate::cni::{CniArgs, CniError, Route, Version};
+
+/// Where the reference plugin keeps its store; ours is the same so a node can switch.
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostLocalConf {
+    pub network: String,
+    pub version: Version,
+    /// One address is taken from each set, in order.
+    pub range_sets: Vec<RangeSet>,
+    pub routes: Vec<Route>,
+    pub data_dir: PathBuf,
+    pub resolv_conf: Option<PathBuf>,
+    /// Addresses the runtime asked for (CNI_ARGS `IP=`, `args.cni.ips`, `runtimeConfig.ips`).
+    pub requested: Vec<IpAddr>,
+    /// Drop reservations left from before the last reboot (see the README).
+    pub reclaim_after_reboot: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Section {
+    subnet: Option<IpNet>,
+    range_start: Option<IpAddr>,
+    range_end: Option<IpAddr>,
+    gateway: Option<IpAddr>,
+    #[serde(default)]
+    ranges: Vec<Vec<RangeConf>>,
+    #[serde(default)]
+    routes: Vec<Route>,
+    data_dir: Option<PathBuf>,
+    resolv_conf: Option<PathBuf>,
+    reclaim_after_reboot: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Runtime {
+    #[serde(default)]
+    ip_ranges: Vec<Vec<RangeConf>>,
+    #[serde(default)]
+    ips: Vec<String>,
+}
+
+impl HostLocalConf {
+    /// Reads the whole network config (IPAM plugins get the caller's config, not just
+    /// the `ipam` section) plus `CNI_ARGS`.
+    pub fn parse(raw: &Value, version: Version, args: &CniArgs) -> Result<HostLocalConf, CniError> {
+        let network = raw
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let section = match raw.get("ipam") {
+            Some(v @ Value::Object(_)) => typed::<Section>(v.clone(), "ipam")?,
+            _ => return Err(CniError::config("network config has no \"ipam\" section")),
+        };
+        let runtime: Runtime = match raw.get("runtimeConfig") {
+            Some(v) if !v.is_null() => typed(v.clone(), "runtimeConfig")?,
+            _ => Runtime::default(),
+        };
+
+        let mut requested = Vec::new();
+        args.check_known(&["IP", "MAC"])?;
+        if let Some(s) = args.get("IP") {
+            for piece in s.split(',').filter(|p| !p.is_empty()) {
+                requested.push(parse_ip(piece).ok_or_else(|| {
+                    CniError::env(format!("CNI_ARGS IP=\"{piece}\" is not an IP address"))
+                })?);
+            }
+        }
+        let args_ips = raw.pointer("/args/cni/ips").cloned().unwrap_or(Value::Null);
+        let args_ips: Vec<String> = if args_ips.is_null() {
+            vec![]
+        } else {
+            typed(args_ips, "args.cni.ips")?
+        };
+        for (key, list) in [
+            ("args.cni.ips", &args_ips),
+            ("runtimeConfig.ips", &runtime.ips),
+        ] {
+            for s in list {
+                requested.push(parse_ip(s).ok_or_else(|| {
+                    CniError::config(format!("{key}: \"{s}\" is not an IP address"))
+                })?);
+            }
+        }
+
+        // The runtime's ranges come first, then the legacy single range, then `ranges`.
+        let mut confs = runtime.ip_ranges;
+        if let Some(subnet) = section.subnet {
+            confs.push(vec![RangeConf {
+                subnet,
+                range_start: section.range_start,
+                range_end: section.range_end,
+                gateway: section.gateway,
+            }]);
+        }
+        confs.extend(section.ranges);
+        if confs.is_empty() {
+            return Err(CniError::config(
+                "ipam has neither \"subnet\" nor \"ranges\": no addresses to hand out",
+            ));
+        }
+        let range_sets = confs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| RangeSet::canonicalize(c, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, a) in range_sets.iter().enumerate() {
+            if let Some(j) = range_sets[i + 1..].iter().position(|b| a.overlaps(b)) {
+                return Err(CniError::config(format!(
+                    "range set {i} overlaps with range set {}",
+                    i + j + 1
+                )));
+            }
+        }
+        let v4 = range_sets.iter().filter(|s| s.is_ipv4()).count();
+        if version < Version::V0_3_0 && (v4 > 1 || range_sets.len() - v4 > 1) {
+            return Err(CniError::config(format!(
+                "cniVersion {version} results hold one address per family; use 0.3.0 or later for more range sets"
+            )));
+        }
+        Ok(HostLocalConf {
+            network,
+            version,
+            range_sets,
+            routes: section.routes,
+            data_dir: section
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            resolv_conf: section.resolv_conf,
+            requested,
+            reclaim_after_reboot: section.reclaim_after_reboot.unwrap_or(true),
+        })
+    }
+
+    /// The store directory of this network: `<dataDir>/<name>`.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join(&self.network)
+    }
+}
+
+/// An address with or without a prefix (`10.0.0.5` or `10.0.0.5/24`).
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<IpNet>().ok().map(|n| n.addr()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: Value, args: &str) -> Result<HostLocalConf, CniError> {
+        HostLocalConf::parse(&v, Version::V1_0_0, &CniArgs::parse(args).unwrap())
+    }
+
+    #[test]
+    fn the_seed_config() {
+        let c = parse(
+            json!({"cniVersion":"0.4.0","name":"macvlan-conf","type":"macvlan","ipam":{"type":"host-local",
+                   "subnet":"192.168.1.0/24","gateway":"192.168.1.1","rangeStart":"192.168.1.100","rangeEnd":"192.168.1.200"}}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.range_sets.len(), 1);
+        assert_eq!(c.range_sets[0].0[0].start.to_string(), "192.168.1.100");
+        assert_eq!(
+            c.store_dir(),
+            PathBuf::from("/var/lib/cni/networks/macvlan-conf")
+        );
+        assert!(c.reclaim_after_reboot);
+    }
+
+    #[test]
+    fn requested_addresses_from_every_channel_and_ranges_in_order() {
+        let c = parse(
+            json!({"name":"n","ipam":{"subnet":"10.0.0.0/24","ranges":[[{"subnet":"2001:db8::/64"}]]},
+                   "runtimeConfig":{"ips":["10.0.0.7/24"],"ipRanges":[[{"subnet":"10.1.0.0/24"}]]},
+                   "args":{"cni":{"ips":["2001:db8::9"]}}}),
+            "IgnoreUnknown=1;IP=10.0.0.5",
+        )
+        .unwrap();
+        let req: Vec<String> = c.requested.iter().map(|i| i.to_string()).collect();
+        assert_eq!(req, ["10.0.0.5", "2001:db8::9", "10.0.0.7"]);
+        let subnets: Vec<String> = c
+            .range_sets
+            .iter()
+            .map(|s| s.0[0].subnet.to_string())
+            .collect();
+        assert_eq!(subnets, ["10.1.0.0/24", "10.0.0.0/24", "2001:db8::/64"]);
+    }
+
+    #[test]
+    fn errors_name_what_is_wrong() {
+        let cases = [
+            (json!({"name":"n"}), "", 7, "ipam"),
+            (json!({"name":"n","ipam":{}}), "", 7, "subnet"),
+            (
+                json!({"name":"n","ipam":{"subnet":"10.0.0.0/33"}}),
+                "",
+                7,
+                "ipam.subnet",
+            ),
+            (
+                json!({"name":"n","ipam":{"subnet":"10.0.0.0/24","ranges":[[{"subnet":"10.0.0.0/25"}]]}}),
+                "",
+                7,
+                "overlaps",
+            ),
+            (
+                json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"},"runtimeConfig":{"ips":["nope"]}}),
+                "",
+                7,
+                "nope",
+            ),
+            (
+                json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}),
+                "IP=10.0.0.999",
+                4,
+                "10.0.0.999",
+            ),
+            (
+                json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}),
+                "FOO=1",
+                2,
+                "FOO",
+            ),
+        ];
+        for (v, args, code, needle) in cases {
+            let e = parse(v.clone(), args).unwrap_err();
+            assert_eq!(e.code, code, "{v}: {e}");
+            assert!(e.msg.contains(needle), "{v}: {}", e.msg);
+        }
+    }
+
+    #[test]
+    fn old_versions_hold_one_address_per_family() {
+        let v = json!({"name":"n","ipam":{"ranges":[[{"subnet":"10.0.0.0/24"}],[{"subnet":"10.1.0.0/24"}]]}});
+        let e = HostLocalConf::parse(&v, Version::V0_2_0, &CniArgs::default()).unwrap_err();
+        assert!(e.msg.contains("0.2.0"), "{}", e.msg);
+        HostLocalConf::parse(&v, Version::V0_3_1, &CniArgs::default()).unwrap();
+    }
+}

@@ -1,0 +1,173 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn boot(id: &str, btime: i64) -> Boot {
+    Boot {
+        id: id.into(),
+        btime,
+    }
+}
+
+fn owner(id: &str, ifname: &str) -> Attachment {
+    Attachment {
+        container_id: id.into(),
+        ifname: ifname.into(),
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn files_are_in_the_reference_format() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("seed");
+    let mut st = DiskStore::open(&dir, &boot("a", 0), true).unwrap();
+    assert!(
+        st.reserve(ip("192.168.1.100"), &owner("abc", "eth0"), 0)
+            .unwrap()
+    );
+    assert!(
+        !st.reserve(ip("192.168.1.100"), &owner("other", "eth0"), 0)
+            .unwrap(),
+        "O_EXCL semantics"
+    );
+    drop(st);
+    let rec = dir.join("192.168.1.100");
+    assert_eq!(fs::read(&rec).unwrap(), b"abc\r\neth0");
+    assert_eq!(
+        fs::metadata(&rec).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap(),
+        "192.168.1.100"
+    );
+    assert!(dir.join("lock").is_file());
+    // Nothing but the reference's names lives in the store directory.
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["192.168.1.100", "last_reserved_ip.0", "lock"]);
+}
+
+#[test]
+fn index_finds_owners_and_notices_changes_made_by_others() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("n");
+    let b = boot("a", 0);
+    let mut st = DiskStore::open(&dir, &b, true).unwrap();
+    st.reserve(ip("10.0.0.2"), &owner("c1", "eth0"), 0).unwrap();
+    st.reserve(ip("2001:db8::2"), &owner("c1", "eth0"), 1)
+        .unwrap();
+    st.reserve(ip("10.0.0.3"), &owner("c2", "eth0"), 0).unwrap();
+    drop(st);
+    // Another plugin (the reference) adds and removes reservations behind our back.
+    fs::write(dir.join("10.0.0.9"), "c9\r\neth0").unwrap();
+    fs::write(dir.join("10.0.0.10"), "c10").unwrap(); // pre-0.7 record: container only
+    fs::remove_file(dir.join("10.0.0.3")).unwrap();
+    let mut st = DiskStore::open(&dir, &b, true).unwrap();
+    let mut c1 = st.owned(&owner("c1", "eth0")).unwrap();
+    c1.sort();
+    assert_eq!(c1, [ip("10.0.0.2"), ip("2001:db8::2")]);
+    assert!(st.owned(&owner("c2", "eth0")).unwrap().is_empty());
+    assert_eq!(st.owned(&owner("c9", "eth0")).unwrap(), [ip("10.0.0.9")]);
+    assert_eq!(
+        st.owned(&owner("c10", "net1")).unwrap(),
+        [ip("10.0.0.10")],
+        "old records match any interface"
+    );
+    assert_eq!(st.release(&owner("c9", "eth0")).unwrap(), [ip("10.0.0.9")]);
+    assert_eq!(
+        st.release(&owner("c10", "eth0")).unwrap(),
+        [ip("10.0.0.10")]
+    );
+    assert!(!dir.join("10.0.0.9").exists() && !dir.join("10.0.0.10").exists());
+    st.remove(ip("10.0.0.2")).unwrap();
+    assert_eq!(st.owned(&owner("c1", "eth0")).unwrap(), [ip("2001:db8::2")]);
+}
+
+#[test]
+fn a_stale_index_entry_is_never_trusted() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("n");
+    let b = boot("a", 0);
+    let mut st = DiskStore::open(&dir, &b, true).unwrap();
+    st.reserve(ip("10.0.0.2"), &owner("c1", "eth0"), 0).unwrap();
+    // The file now names someone else (as if released and re-reserved elsewhere):
+    // the owner lookup checks the file, not just the index.
+    fs::write(dir.join("10.0.0.2"), "c2\r\neth0").unwrap();
+    assert!(st.owned(&owner("c1", "eth0")).unwrap().is_empty());
+    assert!(st.release(&owner("c1", "eth0")).unwrap().is_empty());
+    assert!(
+        dir.join("10.0.0.2").exists(),
+        "someone else's reservation is left alone"
+    );
+}
+
+#[test]
+fn reservations_from_before_a_reboot_are_reclaimed_once() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("n");
+    let mut st = DiskStore::open(&dir, &boot("before", 0), true).unwrap();
+    st.reserve(ip("10.0.0.2"), &owner("c1", "eth0"), 0).unwrap();
+    st.reserve(ip("10.0.0.3"), &owner("c2", "eth0"), 0).unwrap();
+    drop(st);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // Same boot: nothing happens.
+    let st = DiskStore::open(&dir, &boot("before", now + 100), true).unwrap();
+    assert!(st.reclaimed.is_empty());
+    drop(st);
+    // A new boot that started before the files were written (the reference plugin
+    // reserved them during this boot): they stay.
+    let st = DiskStore::open(&dir, &boot("after-1", now - 100), true).unwrap();
+    assert!(st.reclaimed.is_empty());
+    drop(st);
+    // Opted out: they stay.
+    let st = DiskStore::open(&dir, &boot("after-2", now + 100), false).unwrap();
+    assert!(st.reclaimed.is_empty());
+    drop(st);
+    // A new boot that started after they were written: they go, once.
+    let mut st = DiskStore::open(&dir, &boot("after-3", now + 100), true).unwrap();
+    let mut gone = st.reclaimed.clone();
+    gone.sort();
+    assert_eq!(gone, [ip("10.0.0.2"), ip("10.0.0.3")]);
+    assert!(
+        st.owned(&owner("c1", "eth0")).unwrap().is_empty(),
+        "the index forgot them too"
+    );
+    st.reserve(ip("10.0.0.4"), &owner("c3", "eth0"), 0).unwrap();
+    drop(st);
+    let st = DiskStore::open(&dir, &boot("after-3", now + 100), true).unwrap();
+    assert!(st.reclaimed.is_empty());
+    assert!(dir.join("10.0.0.4").exists());
+}
+
+#[test]
+fn works_without_a_side_directory() {
+    let data = tempfile::tempdir().unwrap();
+    fs::write(data.path().join(".underlay"), "not a directory").unwrap();
+    let dir = data.path().join("n");
+    let mut st = DiskStore::open(&dir, &boot("a", 0), true).unwrap();
+    st.reserve(ip("10.0.0.2"), &owner("c1", "eth0"), 0).unwrap();
+    drop(st);
+    let mut st = DiskStore::open(&dir, &boot("a", 0), true).unwrap();
+    assert_eq!(st.owned(&owner("c1", "eth0")).unwrap(), [ip("10.0.0.2")]);
+    assert_eq!(st.release(&owner("c1", "eth0")).unwrap(), [ip("10.0.0.2")]);
+}
+
+#[test]
+fn a_torn_last_reserved_file_only_resets_round_robin() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("n");
+    let mut st = DiskStore::open(&dir, &boot("a", 0), true).unwrap();
+    fs::write(dir.join("last_reserved_ip.0"), "10.0.").unwrap();
+    assert_eq!(st.last_reserved(0).unwrap(), None);
+    assert_eq!(st.last_reserved(7).unwrap(), None);
+}

@@ -1,0 +1,160 @@
+//! host-local's verbs over the disk store: what the `host-local` plugin runs, and what
+//! `macvlan` runs in-process when the IPAM on its path is ours.
+
+use std::net::IpAddr;
+
+use super::allocator::allocate;
+use super::conf::HostLocalConf;
+use super::disk::{Boot, DiskStore};
+use super::resolv;
+use super::store::{Store, matches};
+use crate::cni::{Attachment, CniError, CniResult, IpConfig, code};
+
+fn open(conf: &HostLocalConf) -> Result<DiskStore, CniError> {
+    let boot = Boot::current()?;
+    DiskStore::open(&conf.store_dir(), &boot, conf.reclaim_after_reboot)
+}
+
+/// One address from each range set for `owner`; the same ones again if it already has
+/// them. On failure nothing this call reserved is kept.
+pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniError> {
+    let dns = match &conf.resolv_conf {
+        Some(path) => resolv::read(path)?,
+        None => Default::default(),
+    };
+    let mut store = open(conf)?;
+    let mut requested: Vec<IpAddr> = conf.requested.clone();
+    let mut fresh: Vec<IpAddr> = Vec::new();
+    let mut ips = Vec::new();
+    let outcome = (|| {
+        for (i, set) in conf.range_sets.iter().enumerate() {
+            let want = requested
+                .iter()
+                .position(|ip| set.contains(*ip))
+                .map(|p| requested.remove(p));
+            let a = allocate(set, i, &mut store, owner, want)
+                .map_err(|e| e.context(format!("allocate from range set {i}")))?;
+            if a.fresh {
+                fresh.push(a.ip);
+            }
+            ips.push(IpConfig {
+                interface: None,
+                address: a.range.with_prefix(a.ip),
+                gateway: Some(a.range.gateway),
+            });
+        }
+        if !requested.is_empty() {
+            let list: Vec<String> = requested.iter().map(IpAddr::to_string).collect();
+            return Err(CniError::config(format!(
+                "requested addresses {} are in none of the ranges",
+                list.join(", ")
+            )));
+        }
+        Ok(())
+    })();
+    if let Err(e) = outcome {
+        for ip in fresh {
+            let _ = store.remove(ip);
+        }
+        return Err(e);
+    }
+    store.commit()?;
+    Ok(CniResult {
+        interfaces: vec![],
+        ips,
+        routes: conf.routes.clone(),
+        dns,
+    })
+}
+
+/// Frees everything `owner` holds in this network. Succeeds if it holds nothing.
+pub fn del(conf: &HostLocalConf, owner: &Attachment) -> Result<Vec<IpAddr>, CniError> {
+    let mut store = open(conf)?;
+    let freed = store.release(owner)?;
+    store.commit()?;
+    Ok(freed)
+}
+
+/// `owner` holds an address in every range set, and every address `prev` lists from
+/// these ranges is held by it.
+pub fn check(
+    conf: &HostLocalConf,
+    owner: &Attachment,
+    prev: Option<&CniResult>,
+) -> Result<(), CniError> {
+    let mut store = open(conf)?;
+    let held = store.owned(owner)?;
+    for (i, set) in conf.range_sets.iter().enumerate() {
+        if !held.iter().any(|ip| set.contains(*ip)) {
+            return Err(CniError::new(
+                code::CHECK_FAILED,
+                format!(
+                    "container {} interface {} holds no address in range set {i} ({set})",
+                    owner.container_id, owner.ifname
+                ),
+            ));
+        }
+    }
+    for ip in prev
+        .into_iter()
+        .flat_map(|r| &r.ips)
+        .map(|c| c.address.addr())
+    {
+        if conf.range_sets.iter().any(|s| s.contains(ip)) && !held.contains(&ip) {
+            return Err(CniError::new(
+                code::CHECK_FAILED,
+                format!(
+                    "address {ip} from prevResult is not reserved for container {}",
+                    owner.container_id
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Removes every reservation of this network whose (container, interface) is not in
+/// `valid`, including records nobody can read. Returns what was removed.
+pub fn gc(conf: &HostLocalConf, valid: &[Attachment]) -> Result<Vec<IpAddr>, CniError> {
+    let mut store = open(conf)?;
+    let mut removed = Vec::new();
+    let mut errors = Vec::new();
+    for (ip, record) in store.reservations()? {
+        let keep = record.is_some_and(|r| valid.iter().any(|v| matches(&r, v)));
+        if keep {
+            continue;
+        }
+        match store.remove(ip) {
+            Ok(()) => removed.push(ip),
+            Err(e) => errors.push(e.msg),
+        }
+    }
+    store.commit()?;
+    if !errors.is_empty() {
+        return Err(CniError::io(format!(
+            "GC could not remove every stale reservation: {}",
+            errors.join("; ")
+        )));
+    }
+    Ok(removed)
+}
+
+/// Ready for ADD: the store opens and every range set has a free address; else 50.
+pub fn status(conf: &HostLocalConf) -> Result<(), CniError> {
+    let mut store =
+        open(conf).map_err(|e| CniError::not_available(format!("store unusable: {}", e.msg)))?;
+    let held: Vec<IpAddr> = store
+        .reservations()?
+        .into_iter()
+        .map(|(ip, _)| ip)
+        .collect();
+    for (i, set) in conf.range_sets.iter().enumerate() {
+        let used = held.iter().filter(|ip| set.contains(**ip)).count() as u128;
+        if used >= set.size() {
+            return Err(CniError::not_available(format!(
+                "range set {i} ({set}) is exhausted: all {used} addresses are reserved"
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! IP address management: host-local's ranges and round-robin allocation over a store
+//! that is byte-compatible with the reference plugin's.
+
+pub mod allocator;
+pub mod conf;
+pub mod disk;
+pub mod host_local;
+pub mod range;
+pub mod resolv;
+pub mod store;
+
+pub use conf::HostLocalConf;
+pub use range::{Range, RangeConf, RangeSet};
