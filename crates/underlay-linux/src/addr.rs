@@ -3,9 +3,7 @@
 use ipnet::IpNet;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
-};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use rtnetlink::AddressMessageBuilder;
 
 use crate::error::{Context, Result};
@@ -51,12 +49,7 @@ impl Address {
         // point-to-point links, so prefer the local one.
         let ip = local.or(address)?;
         let net = IpNet::new(ip, msg.header.prefix_len).ok()?;
-        Some(Address {
-            index: msg.header.index,
-            net,
-            flags,
-            scope: msg.header.scope.into(),
-        })
+        Some(Address { index: msg.header.index, net, flags, scope: msg.header.scope.into() })
     }
 }
 
@@ -71,14 +64,12 @@ pub struct AddressOptions {
 
 fn message(index: u32, net: IpNet) -> AddressMessage {
     match net {
-        IpNet::V4(n) => AddressMessageBuilder::<std::net::Ipv4Addr>::new()
-            .index(index)
-            .address(n.addr(), n.prefix_len())
-            .build(),
-        IpNet::V6(n) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
-            .index(index)
-            .address(n.addr(), n.prefix_len())
-            .build(),
+        IpNet::V4(n) => {
+            AddressMessageBuilder::<std::net::Ipv4Addr>::new().index(index).address(n.addr(), n.prefix_len()).build()
+        }
+        IpNet::V6(n) => {
+            AddressMessageBuilder::<std::net::Ipv6Addr>::new().index(index).address(n.addr(), n.prefix_len()).build()
+        }
     }
 }
 
@@ -97,12 +88,9 @@ impl Netlink {
         if !flags.is_empty() {
             msg.attributes.push(AddressAttribute::Flags(flags));
         }
-        self.request(
-            RouteNetlinkMessage::NewAddress(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
-        .map(drop)
-        .with_context(|| format!("add address {net} to link #{index}"))
+        self.request(RouteNetlinkMessage::NewAddress(msg), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+            .with_context(|| format!("add address {net} to link #{index}"))
     }
 
     pub fn del_address(&mut self, index: u32, net: IpNet) -> Result<()> {
@@ -118,9 +106,7 @@ impl Netlink {
         if let Some(i) = index {
             req.header.index = i;
         }
-        let replies = self
-            .dump(RouteNetlinkMessage::GetAddress(req))
-            .context("list addresses")?;
+        let replies = self.dump(RouteNetlinkMessage::GetAddress(req)).context("list addresses")?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {

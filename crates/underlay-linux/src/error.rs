@@ -17,11 +17,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(what: impl Into<String>, detail: impl Into<String>) -> Error {
-        Error {
-            what: what.into(),
-            errno: None,
-            detail: detail.into(),
-        }
+        Error { what: what.into(), errno: None, detail: detail.into() }
     }
 
     /// An errno with the kernel's extended-ack message, if it sent one.
@@ -30,20 +26,12 @@ impl Error {
             Some(m) if !m.is_empty() => format!("{} (kernel: {m})", errno.desc()),
             _ => errno.desc().to_string(),
         };
-        Error {
-            what: String::new(),
-            errno: Some(errno),
-            detail,
-        }
+        Error { what: String::new(), errno: Some(errno), detail }
     }
 
     /// Prefixes what was being done: `create macvlan eth0 on enp0s3: File exists`.
     pub fn context(mut self, what: impl fmt::Display) -> Error {
-        self.what = if self.what.is_empty() {
-            what.to_string()
-        } else {
-            format!("{what}: {}", self.what)
-        };
+        self.what = if self.what.is_empty() { what.to_string() } else { format!("{what}: {}", self.what) };
         self
     }
 
@@ -57,10 +45,7 @@ impl Error {
 
     /// The link, address or route named is not there.
     pub fn is_not_found(&self) -> bool {
-        matches!(
-            self.errno,
-            Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL)
-        )
+        matches!(self.errno, Some(Errno::ENODEV | Errno::ENOENT | Errno::ESRCH | Errno::EADDRNOTAVAIL))
     }
 }
 
@@ -111,13 +96,8 @@ mod tests {
 
     #[test]
     fn context_stacks_and_errno_survives() {
-        let e = Error::errno(Errno::EEXIST, Some("link exists".into()))
-            .context("rename")
-            .context("add eth0");
-        assert_eq!(
-            e.to_string(),
-            "add eth0: rename: File exists (kernel: link exists)"
-        );
+        let e = Error::errno(Errno::EEXIST, Some("link exists".into())).context("rename").context("add eth0");
+        assert_eq!(e.to_string(), "add eth0: rename: File exists (kernel: link exists)");
         assert!(e.is(Errno::EEXIST));
         assert!(Error::from(Errno::ENODEV).is_not_found());
     }

@@ -3,8 +3,8 @@
 
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, LinkAttribute, LinkFlags,
-    LinkInfo, LinkMessage, State,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    State,
 };
 use rtnetlink::{LinkMessageBuilder, LinkUnspec};
 use underlay::MacAddr;
@@ -59,9 +59,7 @@ impl Link {
             match attr {
                 LinkAttribute::IfName(n) => link.name.clone_from(n),
                 LinkAttribute::Mtu(m) => link.mtu = *m,
-                LinkAttribute::Address(a) => {
-                    link.mac = <[u8; 6]>::try_from(a.as_slice()).ok().map(MacAddr)
-                }
+                LinkAttribute::Address(a) => link.mac = <[u8; 6]>::try_from(a.as_slice()).ok().map(MacAddr),
                 LinkAttribute::Link(p) => link.parent = Some(*p),
                 LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(*id),
                 LinkAttribute::Controller(c) => link.controller = Some(*c),
@@ -77,9 +75,7 @@ impl Link {
         for info in infos {
             match info {
                 LinkInfo::Kind(k) => self.kind = Some(k.to_string()),
-                LinkInfo::Data(InfoData::MacVlan(data)) => {
-                    self.macvlan = Some(MacvlanInfo::from_attrs(data))
-                }
+                LinkInfo::Data(InfoData::MacVlan(data)) => self.macvlan = Some(MacvlanInfo::from_attrs(data)),
                 _ => {}
             }
         }
@@ -98,21 +94,18 @@ impl Netlink {
     /// The link called `name`, or `None` if there is none.
     pub fn link_by_name(&mut self, name: &str) -> Result<Option<Link>> {
         let msg = LinkUnspec::new_with_name(name).build();
-        self.get_link(msg)
-            .with_context(|| format!("look up link {name}"))
+        self.get_link(msg).with_context(|| format!("look up link {name}"))
     }
 
     pub fn link_by_index(&mut self, index: u32) -> Result<Option<Link>> {
         let msg = LinkUnspec::new_with_index(index).build();
-        self.get_link(msg)
-            .with_context(|| format!("look up link #{index}"))
+        self.get_link(msg).with_context(|| format!("look up link #{index}"))
     }
 
     /// Like `link_by_name`, but a missing link is an error naming it.
     pub fn link(&mut self, name: &str) -> Result<Link> {
         self.link_by_name(name)?.ok_or_else(|| {
-            crate::Error::errno(crate::error::Errno::ENODEV, None)
-                .context(format!("link {name} not found"))
+            crate::Error::errno(crate::error::Errno::ENODEV, None).context(format!("link {name} not found"))
         })
     }
 
@@ -128,9 +121,7 @@ impl Netlink {
     }
 
     pub fn links(&mut self) -> Result<Vec<Link>> {
-        let replies = self
-            .dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))
-            .context("list links")?;
+        let replies = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())).context("list links")?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {
@@ -143,8 +134,7 @@ impl Netlink {
     /// Sends a link creation message built by one of the kind-specific builders.
     pub(crate) fn new_link(&mut self, msg: LinkMessage) -> Result<()> {
         use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
-            .map(drop)
+        self.request(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL).map(drop)
     }
 
     fn set_link(&mut self, msg: LinkMessage) -> Result<()> {
@@ -153,9 +143,7 @@ impl Netlink {
 
     pub fn delete_link(&mut self, index: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).build();
-        self.request(RouteNetlinkMessage::DelLink(msg), 0)
-            .map(drop)
-            .with_context(|| format!("delete link #{index}"))
+        self.request(RouteNetlinkMessage::DelLink(msg), 0).map(drop).with_context(|| format!("delete link #{index}"))
     }
 
     /// Deletes the link called `name`; `Ok(false)` if there was none.
@@ -173,8 +161,7 @@ impl Netlink {
     pub fn set_up(&mut self, index: u32, up: bool) -> Result<()> {
         let b = LinkUnspec::new_with_index(index);
         let msg = if up { b.up() } else { b.down() }.build();
-        self.set_link(msg)
-            .with_context(|| format!("set link #{index} {}", if up { "up" } else { "down" }))
+        self.set_link(msg).with_context(|| format!("set link #{index} {}", if up { "up" } else { "down" }))
     }
 
     pub fn set_mtu(&mut self, index: u32, mtu: u32) -> Result<()> {
@@ -183,12 +170,8 @@ impl Netlink {
     }
 
     pub fn set_mac(&mut self, index: u32, mac: MacAddr) -> Result<()> {
-        self.set_link(
-            LinkUnspec::new_with_index(index)
-                .address(mac.0.to_vec())
-                .build(),
-        )
-        .with_context(|| format!("set MAC {mac} on link #{index}"))
+        self.set_link(LinkUnspec::new_with_index(index).address(mac.0.to_vec()).build())
+            .with_context(|| format!("set MAC {mac} on link #{index}"))
     }
 
     pub fn rename(&mut self, index: u32, name: &str) -> Result<()> {
@@ -199,12 +182,8 @@ impl Netlink {
     /// Moves the link into the namespace behind `netns_fd`.
     pub fn move_to_netns(&mut self, index: u32, netns: std::os::fd::BorrowedFd<'_>) -> Result<()> {
         use std::os::fd::AsRawFd;
-        self.set_link(
-            LinkUnspec::new_with_index(index)
-                .setns_by_fd(netns.as_raw_fd())
-                .build(),
-        )
-        .with_context(|| format!("move link #{index} to another namespace"))
+        self.set_link(LinkUnspec::new_with_index(index).setns_by_fd(netns.as_raw_fd()).build())
+            .with_context(|| format!("move link #{index} to another namespace"))
     }
 
     /// Makes the link a port of `controller` (a bridge), or of none.
@@ -215,8 +194,7 @@ impl Netlink {
             None => b.nocontroller(),
         }
         .build();
-        self.set_link(msg)
-            .with_context(|| format!("set controller of link #{index}"))
+        self.set_link(msg).with_context(|| format!("set controller of link #{index}"))
     }
 
     /// Settings of a bridge port, e.g. hairpin (reflect frames back out the port they

@@ -26,13 +26,8 @@ pub enum MacvlanMode {
 }
 
 impl MacvlanMode {
-    pub const ALL: [MacvlanMode; 5] = [
-        MacvlanMode::Bridge,
-        MacvlanMode::Private,
-        MacvlanMode::Vepa,
-        MacvlanMode::Passthru,
-        MacvlanMode::Source,
-    ];
+    pub const ALL: [MacvlanMode; 5] =
+        [MacvlanMode::Bridge, MacvlanMode::Private, MacvlanMode::Vepa, MacvlanMode::Passthru, MacvlanMode::Source];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,16 +88,10 @@ pub struct MacvlanInfo {
 
 impl MacvlanInfo {
     pub(crate) fn from_attrs(attrs: &[InfoMacVlan]) -> MacvlanInfo {
-        let mut info = MacvlanInfo {
-            mode: MacvlanMode::Bridge,
-            sources: Vec::new(),
-            bc_queue_len: None,
-        };
+        let mut info = MacvlanInfo { mode: MacvlanMode::Bridge, sources: Vec::new(), bc_queue_len: None };
         for a in attrs {
             match a {
-                InfoMacVlan::Mode(m) => {
-                    info.mode = MacvlanMode::from_kernel(*m).unwrap_or(MacvlanMode::Bridge)
-                }
+                InfoMacVlan::Mode(m) => info.mode = MacvlanMode::from_kernel(*m).unwrap_or(MacvlanMode::Bridge),
                 InfoMacVlan::MacAddrData(list) => {
                     info.sources = list
                         .iter()
@@ -140,16 +129,7 @@ pub struct MacvlanSpec<'a> {
 
 impl<'a> MacvlanSpec<'a> {
     pub fn new(name: &'a str, parent: u32, mode: MacvlanMode) -> MacvlanSpec<'a> {
-        MacvlanSpec {
-            name,
-            parent,
-            mode,
-            mtu: 0,
-            mac: None,
-            sources: &[],
-            bc_queue_len: None,
-            netns: None,
-        }
+        MacvlanSpec { name, parent, mode, mtu: 0, mac: None, sources: &[], bc_queue_len: None, netns: None }
     }
 }
 
@@ -180,12 +160,8 @@ impl Netlink {
                 b = b.append_info_data(a);
             }
         }
-        self.new_link(b.build()).with_context(|| {
-            format!(
-                "create macvlan {} ({}) on link #{}",
-                spec.name, spec.mode, spec.parent
-            )
-        })
+        self.new_link(b.build())
+            .with_context(|| format!("create macvlan {} ({}) on link #{}", spec.name, spec.mode, spec.parent))
     }
 }
 
@@ -199,11 +175,6 @@ mod tests {
             assert_eq!(m.as_str().parse::<MacvlanMode>().unwrap(), m);
             assert_eq!(MacvlanMode::from_kernel(m.to_kernel()), Some(m));
         }
-        assert!(
-            "passthrough"
-                .parse::<MacvlanMode>()
-                .unwrap_err()
-                .contains("passthrough")
-        );
+        assert!("passthrough".parse::<MacvlanMode>().unwrap_err().contains("passthrough"));
     }
 }

@@ -2,9 +2,7 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
-};
+use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use underlay::MacAddr;
 
@@ -23,10 +21,7 @@ impl Neighbour {
     /// The entry holds a usable answer (not failed, not still being resolved).
     pub fn is_resolved(&self) -> bool {
         self.mac.is_some()
-            && !matches!(
-                self.state,
-                NeighbourState::Failed | NeighbourState::Incomplete | NeighbourState::None
-            )
+            && !matches!(self.state, NeighbourState::Failed | NeighbourState::Incomplete | NeighbourState::None)
     }
 }
 
@@ -37,9 +32,7 @@ impl Netlink {
         for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut req = NeighbourMessage::default();
             req.header.family = fam;
-            let replies = self
-                .dump(RouteNetlinkMessage::GetNeighbour(req))
-                .context("list neighbours")?;
+            let replies = self.dump(RouteNetlinkMessage::GetNeighbour(req)).context("list neighbours")?;
             for r in &replies {
                 let RouteNetlinkMessage::NewNeighbour(m) = r else {
                     continue;
@@ -51,12 +44,8 @@ impl Netlink {
                 let mut mac = None;
                 for a in &m.attributes {
                     match a {
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => {
-                            ip = Some(IpAddr::V4(*v4))
-                        }
-                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => {
-                            ip = Some(IpAddr::V6(*v6))
-                        }
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => ip = Some(IpAddr::V4(*v4)),
+                        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => ip = Some(IpAddr::V6(*v6)),
                         NeighbourAttribute::LinkLayerAddress(l) => {
                             mac = <[u8; 6]>::try_from(l.as_slice()).ok().map(MacAddr)
                         }
@@ -64,12 +53,7 @@ impl Netlink {
                     }
                 }
                 if let Some(ip) = ip {
-                    out.push(Neighbour {
-                        index: m.header.ifindex,
-                        ip,
-                        mac,
-                        state: m.header.state,
-                    });
+                    out.push(Neighbour { index: m.header.ifindex, ip, mac, state: m.header.state });
                 }
             }
         }

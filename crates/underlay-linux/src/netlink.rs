@@ -3,8 +3,7 @@
 //! bound to the network namespace of the thread that opened it, for its whole life.
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
-    NetlinkPayload,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -26,22 +25,13 @@ pub struct Netlink {
 impl Netlink {
     /// Opens a socket in the calling thread's network namespace.
     pub fn new() -> Result<Netlink> {
-        let mut socket = Socket::new(NETLINK_ROUTE)
-            .map_err(|e| Error::from(e).context("open netlink socket"))?;
-        socket
-            .bind_auto()
-            .map_err(|e| Error::from(e).context("bind netlink socket"))?;
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| Error::from(e).context("open netlink socket"))?;
+        socket.bind_auto().map_err(|e| Error::from(e).context("bind netlink socket"))?;
         // Errors carry the kernel's explanation and only the request header, not its body.
-        socket
-            .set_ext_ack(true)
-            .map_err(|e| Error::from(e).context("enable netlink extended ack"))?;
-        socket
-            .set_cap_ack(true)
-            .map_err(|e| Error::from(e).context("enable netlink capped ack"))?;
+        socket.set_ext_ack(true).map_err(|e| Error::from(e).context("enable netlink extended ack"))?;
+        socket.set_cap_ack(true).map_err(|e| Error::from(e).context("enable netlink capped ack"))?;
         socket.set_netlink_get_strict_chk(true).ok();
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(|e| Error::from(e).context("connect netlink socket"))?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(|e| Error::from(e).context("connect netlink socket"))?;
         Ok(Netlink { socket, seq: 0 })
     }
 
@@ -54,19 +44,13 @@ impl Netlink {
         packet.finalize();
         let mut buf = vec![0u8; packet.buffer_len()];
         packet.serialize(&mut buf);
-        self.socket
-            .send(&buf, 0)
-            .map_err(|e| Error::from(e).context("send netlink request"))?;
+        self.socket.send(&buf, 0).map_err(|e| Error::from(e).context("send netlink request"))?;
         Ok(self.seq)
     }
 
     /// Sends a request that changes something (`NLM_F_ACK` is added) and waits for the
     /// kernel's answer. Returns any messages it sent back before the ack.
-    pub fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> Result<Vec<RouteNetlinkMessage>> {
+    pub fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<Vec<RouteNetlinkMessage>> {
         let seq = self.send(msg, flags | NLM_F_ACK)?;
         self.collect(seq).map(|(msgs, _)| msgs)
     }
@@ -88,10 +72,7 @@ impl Netlink {
         let mut out = Vec::new();
         let mut interrupted = false;
         loop {
-            let (buf, _) = self
-                .socket
-                .recv_from_full()
-                .map_err(|e| Error::from(e).context("receive netlink reply"))?;
+            let (buf, _) = self.socket.recv_from_full().map_err(|e| Error::from(e).context("receive netlink reply"))?;
             let mut offset = 0;
             while offset < buf.len() {
                 let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..])
@@ -112,9 +93,7 @@ impl Netlink {
                     NetlinkPayload::Error(e) => match e.code {
                         None => return Ok((out, interrupted)),
                         Some(code) => {
-                            let text = (flags & NLM_F_ACK_TLVS != 0)
-                                .then(|| ext_ack_message(&e.header))
-                                .flatten();
+                            let text = (flags & NLM_F_ACK_TLVS != 0).then(|| ext_ack_message(&e.header)).flatten();
                             return Err(Error::errno(Errno::from_raw(-code.get()), text));
                         }
                     },

@@ -42,10 +42,7 @@ impl Netns {
         if magic != NSFS_MAGIC && magic != PROC_SUPER_MAGIC {
             return Err(Error::new(what(), "not a network namespace file"));
         }
-        Ok(Netns {
-            file,
-            path: path.to_path_buf(),
-        })
+        Ok(Netns { file, path: path.to_path_buf() })
     }
 
     /// The namespace the calling thread is in.
@@ -61,21 +58,11 @@ impl Netns {
         }
         ensure_shared_dir().with_context(what)?;
         let path = Path::new(NETNS_DIR).join(name);
-        OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .with_context(what)?;
+        OpenOptions::new().write(true).create_new(true).open(&path).with_context(what)?;
         let made = std::thread::scope(|s| {
             s.spawn(|| -> Result<()> {
                 unshare(CloneFlags::CLONE_NEWNET)?;
-                mount(
-                    Some("/proc/thread-self/ns/net"),
-                    &path,
-                    None::<&str>,
-                    MsFlags::MS_BIND,
-                    None::<&str>,
-                )?;
+                mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
                 Ok(())
             })
             .join()
@@ -98,9 +85,7 @@ impl Netns {
             Err(e) => return Err(Error::from(e).context(what())),
         }
         match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::from(e).context(what()))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::from(e).context(what())),
             _ => Ok(()),
         }
     }
@@ -116,10 +101,7 @@ impl Netns {
 
     /// The name under `/run/netns`, if it is a named one.
     pub fn name(&self) -> Option<&str> {
-        self.path
-            .strip_prefix(NETNS_DIR)
-            .ok()
-            .and_then(|p| p.to_str())
+        self.path.strip_prefix(NETNS_DIR).ok().and_then(|p| p.to_str())
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {
@@ -177,8 +159,7 @@ impl Netns {
     /// Writes `/proc/sys/<key>` inside this namespace.
     pub fn set_sysctl(&self, key: &str, value: &str) -> Result<()> {
         let path = sysctl_path(key)?;
-        self.run(|| std::fs::write(&path, value))?
-            .with_context(|| format!("set sysctl {key}={value}"))
+        self.run(|| std::fs::write(&path, value))?.with_context(|| format!("set sysctl {key}={value}"))
     }
 }
 
@@ -194,26 +175,12 @@ fn sysctl_path(key: &str) -> Result<PathBuf> {
 /// are visible in other mount namespaces (containers, `ip netns exec`).
 fn ensure_shared_dir() -> Result<()> {
     std::fs::create_dir_all(NETNS_DIR).context(format!("create {NETNS_DIR}"))?;
-    let shared = || {
-        mount(
-            Some(""),
-            NETNS_DIR,
-            Some("none"),
-            MsFlags::MS_SHARED | MsFlags::MS_REC,
-            None::<&str>,
-        )
-    };
+    let shared = || mount(Some(""), NETNS_DIR, Some("none"), MsFlags::MS_SHARED | MsFlags::MS_REC, None::<&str>);
     match shared() {
         Ok(()) => Ok(()),
         Err(Errno::EINVAL) => {
-            mount(
-                Some(NETNS_DIR),
-                NETNS_DIR,
-                Some("none"),
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .context(format!("bind-mount {NETNS_DIR}"))?;
+            mount(Some(NETNS_DIR), NETNS_DIR, Some("none"), MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .context(format!("bind-mount {NETNS_DIR}"))?;
             shared().context(format!("make {NETNS_DIR} shared"))
         }
         Err(e) => Err(Error::from(e).context(format!("make {NETNS_DIR} shared"))),

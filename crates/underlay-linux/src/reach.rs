@@ -11,19 +11,15 @@ use crate::netns::Netns;
 /// Whether a TCP handshake to `ip:port` from `from` got an answer (accept or refuse)
 /// within `timeout`.
 pub fn tcp_reachable(from: &Netns, ip: IpAddr, port: u16, timeout: Duration) -> Result<bool> {
-    from.run(
-        || match TcpStream::connect_timeout(&SocketAddr::new(ip, port), timeout) {
-            Ok(_) => true,
-            Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
-        },
-    )
+    from.run(|| match TcpStream::connect_timeout(&SocketAddr::new(ip, port), timeout) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+    })
 }
 
 /// A one-shot echo server listening in `netns`; returns the port.
 pub fn echo_server(netns: &Netns, ip: IpAddr) -> Result<(u16, std::thread::JoinHandle<()>)> {
-    let listener = netns
-        .run(|| TcpListener::bind(SocketAddr::new(ip, 0)))?
-        .context("listen")?;
+    let listener = netns.run(|| TcpListener::bind(SocketAddr::new(ip, 0)))?.context("listen")?;
     let port = listener.local_addr().context("read listening port")?.port();
     let handle = std::thread::spawn(move || {
         if let Ok((mut s, _)) = listener.accept() {

@@ -5,8 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol,
-    RouteScope, RouteType,
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteMetric, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -38,22 +37,8 @@ impl Route {
     /// A route in the main table: universe scope via a gateway, link scope without one
     /// (what `ip route add` does).
     pub fn new(dst: IpNet, gw: Option<IpAddr>, oif: Option<u32>) -> Route {
-        let scope = if gw.is_some() {
-            SCOPE_UNIVERSE
-        } else {
-            SCOPE_LINK
-        };
-        Route {
-            dst,
-            gw,
-            oif,
-            table: TABLE_MAIN,
-            scope,
-            metric: None,
-            mtu: None,
-            advmss: None,
-            unicast: true,
-        }
+        let scope = if gw.is_some() { SCOPE_UNIVERSE } else { SCOPE_LINK };
+        Route { dst, gw, oif, table: TABLE_MAIN, scope, metric: None, mtu: None, advmss: None, unicast: true }
     }
 
     fn to_message(&self) -> RouteMessage {
@@ -68,8 +53,7 @@ impl Route {
             m.attributes.push(RouteAttribute::Table(self.table));
         }
         if self.dst.prefix_len() > 0 {
-            m.attributes
-                .push(RouteAttribute::Destination(address(self.dst.network())));
+            m.attributes.push(RouteAttribute::Destination(address(self.dst.network())));
         }
         if let Some(gw) = self.gw {
             m.attributes.push(RouteAttribute::Gateway(address(gw)));
@@ -135,11 +119,7 @@ impl Route {
 }
 
 fn family(ip: IpAddr) -> AddressFamily {
-    if ip.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    }
+    if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 }
 }
 
 fn address(ip: IpAddr) -> RouteAddress {
@@ -160,12 +140,9 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
 impl Netlink {
     pub fn add_route(&mut self, route: &Route) -> Result<()> {
         use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-        self.request(
-            RouteNetlinkMessage::NewRoute(route.to_message()),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )
-        .map(drop)
-        .with_context(|| describe("add", route))
+        self.request(RouteNetlinkMessage::NewRoute(route.to_message()), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+            .with_context(|| describe("add", route))
     }
 
     pub fn del_route(&mut self, route: &Route) -> Result<()> {
@@ -180,9 +157,7 @@ impl Netlink {
         for fam in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut req = RouteMessage::default();
             req.header.address_family = fam;
-            let replies = self
-                .dump(RouteNetlinkMessage::GetRoute(req))
-                .context("list routes")?;
+            let replies = self.dump(RouteNetlinkMessage::GetRoute(req)).context("list routes")?;
             out.extend(replies.iter().filter_map(|r| match r {
                 RouteNetlinkMessage::NewRoute(m) => Route::from_message(m),
                 _ => None,

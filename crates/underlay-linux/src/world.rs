@@ -55,13 +55,7 @@ impl WorldSpec {
 
     /// Only a switch and `pods` empty namespaces: a scratch world for kernel tests.
     pub fn bare(tag: &str, pods: usize) -> WorldSpec {
-        WorldSpec {
-            nodes: 0,
-            pods,
-            external: false,
-            gateway: false,
-            ..WorldSpec::seed(tag)
-        }
+        WorldSpec { nodes: 0, pods, external: false, gateway: false, ..WorldSpec::seed(tag) }
     }
 
     pub fn nodes(mut self, n: usize) -> Self {
@@ -135,24 +129,15 @@ impl World {
         let switch = create(&prefix, "sw", &mut made);
         // From here on, a failure drops what was made so far.
         let mut world = match switch {
-            Ok(switch) => World {
-                spec,
-                prefix,
-                switch,
-                nodes: vec![],
-                external: None,
-                gateway: None,
-                pods: vec![],
-                made,
-            },
+            Ok(switch) => {
+                World { spec, prefix, switch, nodes: vec![], external: None, gateway: None, pods: vec![], made }
+            }
             Err(e) => {
                 cleanup(&made);
                 return Err(e);
             }
         };
-        world
-            .populate()
-            .with_context(|| format!("build test world {}", world.prefix))?;
+        world.populate().with_context(|| format!("build test world {}", world.prefix))?;
         Ok(world)
     }
 
@@ -212,24 +197,13 @@ impl World {
         let link = nl.link(ifname)?;
         nl.add_address(link.index, ip, AddressOptions::default())?;
         nl.set_up(link.index, true)?;
-        let mac = link
-            .mac
-            .ok_or_else(|| Error::new(format!("read MAC of {ifname}"), "none reported"))?;
-        Ok(Host {
-            netns,
-            ifname: ifname.to_string(),
-            ip,
-            mac,
-            port,
-        })
+        let mac = link.mac.ok_or_else(|| Error::new(format!("read MAC of {ifname}"), "none reported"))?;
+        Ok(Host { netns, ifname: ifname.to_string(), ip, mac, port })
     }
 
     /// Every host: gateway, external device, nodes.
     pub fn hosts(&self) -> impl Iterator<Item = &Host> {
-        self.gateway
-            .iter()
-            .chain(self.external.iter())
-            .chain(self.nodes.iter())
+        self.gateway.iter().chain(self.external.iter()).chain(self.nodes.iter())
     }
 
     fn ports(&self) -> Vec<String> {
@@ -241,9 +215,7 @@ impl World {
     }
 
     pub fn external(&self) -> &Host {
-        self.external
-            .as_ref()
-            .expect("this world has an external device")
+        self.external.as_ref().expect("this world has an external device")
     }
 
     /// Turns hairpin on or off on a switch port.
@@ -256,19 +228,12 @@ impl World {
     fn install_port_security(&self) -> Result<()> {
         let mut rules = String::from("table bridge underlay_port_security {\n");
         for h in self.hosts() {
-            rules += &format!(
-                "  set allow_{0} {{ type ether_addr; elements = {{ {1} }}; }}\n",
-                set_name(&h.port),
-                h.mac
-            );
+            rules +=
+                &format!("  set allow_{0} {{ type ether_addr; elements = {{ {1} }}; }}\n", set_name(&h.port), h.mac);
         }
         rules += "  chain forward {\n    type filter hook forward priority 0; policy accept;\n";
         for h in self.hosts() {
-            rules += &format!(
-                "    iifname \"{}\" ether saddr != @allow_{} drop\n",
-                h.port,
-                set_name(&h.port)
-            );
+            rules += &format!("    iifname \"{}\" ether saddr != @allow_{} drop\n", h.port, set_name(&h.port));
         }
         rules += "  }\n}\n";
         self.nft(&rules)
@@ -276,10 +241,7 @@ impl World {
 
     /// Lets `mac` send through `port` when the switch drops unknown MACs.
     pub fn allow_mac(&self, port: &str, mac: MacAddr) -> Result<()> {
-        self.nft(&format!(
-            "add element bridge underlay_port_security allow_{} {{ {mac} }}\n",
-            set_name(port)
-        ))
+        self.nft(&format!("add element bridge underlay_port_security allow_{} {{ {mac} }}\n", set_name(port)))
     }
 
     fn nft(&self, script: &str) -> Result<()> {
@@ -293,12 +255,7 @@ impl World {
             .stderr(Stdio::piped())
             .spawn()
             .context("run nft (install the nftables package)")?;
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(script.as_bytes())
-            .context("write nft rules")?;
+        child.stdin.take().expect("piped").write_all(script.as_bytes()).context("write nft rules")?;
         let out = child.wait_with_output().context("wait for nft")?;
         if !out.status.success() {
             return Err(Error::new(

@@ -14,8 +14,7 @@ use underlay_linux::world::{NODE_IF, World, WorldSpec};
 use underlay_linux::{MacvlanMode, MacvlanSpec, Netlink, Netns};
 
 fn world(spec: WorldSpec) -> World {
-    World::build(spec)
-        .unwrap_or_else(|e| panic!("cannot build the test world (run the tests as root): {e}"))
+    World::build(spec).unwrap_or_else(|e| panic!("cannot build the test world (run the tests as root): {e}"))
 }
 
 fn net(s: &str) -> IpNet {
@@ -34,10 +33,7 @@ fn veth_parent(nl: &mut Netlink, parent: &str) -> u32 {
 fn macvlan_in_every_mode_reads_back_its_mode() {
     let w = world(WorldSpec::bare("mvmodes", 1));
     let mut nl = w.switch.netlink().unwrap();
-    let sources: Vec<MacAddr> = vec![
-        "02:00:00:00:00:01".parse().unwrap(),
-        "02:00:00:00:00:02".parse().unwrap(),
-    ];
+    let sources: Vec<MacAddr> = vec!["02:00:00:00:00:01".parse().unwrap(), "02:00:00:00:00:02".parse().unwrap()];
     for (i, mode) in MacvlanMode::ALL.into_iter().enumerate() {
         // passthru takes the parent for itself, so each mode gets its own parent.
         let parent = veth_parent(&mut nl, &format!("par{i}"));
@@ -59,13 +55,7 @@ fn macvlan_in_every_mode_reads_back_its_mode() {
     }
     // A second macvlan on a passthru parent is refused by the kernel, with its reason.
     let passthru_parent = nl.link("par3").unwrap().index;
-    let err = nl
-        .create_macvlan(&MacvlanSpec::new(
-            "mv-extra",
-            passthru_parent,
-            MacvlanMode::Bridge,
-        ))
-        .unwrap_err();
+    let err = nl.create_macvlan(&MacvlanSpec::new("mv-extra", passthru_parent, MacvlanMode::Bridge)).unwrap_err();
     assert!(err.to_string().contains("mv-extra"), "{err}");
 }
 
@@ -80,28 +70,20 @@ fn macvlan_created_in_a_namespace_then_renamed_keeps_its_settings() {
     spec.mac = Some(mac);
     spec.netns = Some(pod.fd());
     host.create_macvlan(&spec).unwrap();
-    assert!(
-        host.link_by_name("tmp1234").unwrap().is_none(),
-        "created directly in the pod namespace"
-    );
+    assert!(host.link_by_name("tmp1234").unwrap().is_none(), "created directly in the pod namespace");
     let mut inside = pod.netlink().unwrap();
     let l = inside.link("tmp1234").unwrap();
     inside.rename(l.index, "eth0").unwrap();
     let l = inside.link("eth0").unwrap();
     assert_eq!(l.mac, Some(mac));
     assert_eq!(l.macvlan_mode(), Some(MacvlanMode::Bridge));
-    assert!(
-        l.link_netnsid.is_some(),
-        "the parent lives in another namespace"
-    );
+    assert!(l.link_netnsid.is_some(), "the parent lives in another namespace");
     // And moving an existing link: the veth peer goes into the pod, renamed on arrival.
     let peer = host.link("enp0s3p").unwrap();
     host.move_to_netns(peer.index, pod.fd()).unwrap();
     let moved = inside.link("enp0s3p").unwrap();
     inside.rename(moved.index, "net1").unwrap();
-    inside
-        .set_mac(moved.index, "02:00:00:00:00:aa".parse().unwrap())
-        .unwrap();
+    inside.set_mac(moved.index, "02:00:00:00:00:aa".parse().unwrap()).unwrap();
     inside.set_mtu(moved.index, 1300).unwrap();
     inside.set_up(moved.index, true).unwrap();
     let l = inside.link("net1").unwrap();
@@ -116,38 +98,17 @@ fn macvlan_created_in_a_namespace_then_renamed_keeps_its_settings() {
 fn addresses_and_routes_both_families_read_back() {
     let w = world(WorldSpec::bare("addrroute", 1));
     let pod = &w.pods[0];
-    pod.set_sysctl("net/ipv6/conf/all/disable_ipv6", "0")
-        .unwrap();
+    pod.set_sysctl("net/ipv6/conf/all/disable_ipv6", "0").unwrap();
     let mut nl = pod.netlink().unwrap();
     let idx = veth_parent(&mut nl, "eth0");
-    nl.add_address(idx, net("192.168.1.100/24"), AddressOptions::default())
-        .unwrap();
-    nl.add_address(
-        idx,
-        net("2001:db8::64/64"),
-        AddressOptions {
-            nodad: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    nl.add_address(idx, net("192.168.1.100/24"), AddressOptions::default()).unwrap();
+    nl.add_address(idx, net("2001:db8::64/64"), AddressOptions { nodad: true, ..Default::default() }).unwrap();
     let addrs = nl.addresses(Some(idx)).unwrap();
-    let v4 = addrs
-        .iter()
-        .find(|a| a.net == net("192.168.1.100/24"))
-        .expect("v4 address");
+    let v4 = addrs.iter().find(|a| a.net == net("192.168.1.100/24")).expect("v4 address");
     assert!(!v4.is_tentative());
-    let v6 = addrs
-        .iter()
-        .find(|a| a.net == net("2001:db8::64/64"))
-        .expect("v6 address");
-    assert!(
-        v6.is_nodad() && !v6.is_tentative() && !v6.is_dadfailed(),
-        "{v6:?}"
-    );
-    let dup = nl
-        .add_address(idx, net("192.168.1.100/24"), AddressOptions::default())
-        .unwrap_err();
+    let v6 = addrs.iter().find(|a| a.net == net("2001:db8::64/64")).expect("v6 address");
+    assert!(v6.is_nodad() && !v6.is_tentative() && !v6.is_dadfailed(), "{v6:?}");
+    let dup = nl.add_address(idx, net("192.168.1.100/24"), AddressOptions::default()).unwrap_err();
     assert!(dup.to_string().contains("192.168.1.100/24"), "{dup}");
 
     let gw4: IpAddr = "192.168.1.1".parse().unwrap();
@@ -158,21 +119,12 @@ fn addresses_and_routes_both_families_read_back() {
     in_table.mtu = Some(1400);
     in_table.advmss = Some(1360);
     let onlink = Route::new(net("172.16.0.0/12"), None, Some(idx));
-    let v6 = Route::new(
-        net("2001:db8:1::/48"),
-        Some("2001:db8::1".parse().unwrap()),
-        Some(idx),
-    );
+    let v6 = Route::new(net("2001:db8:1::/48"), Some("2001:db8::1".parse().unwrap()), Some(idx));
     for r in [&default4, &in_table, &onlink, &v6] {
         nl.add_route(r).unwrap();
     }
     let routes = nl.routes().unwrap();
-    let find = |dst: &str| {
-        routes
-            .iter()
-            .find(|r| r.dst == net(dst))
-            .unwrap_or_else(|| panic!("{dst} in {routes:#?}"))
-    };
+    let find = |dst: &str| routes.iter().find(|r| r.dst == net(dst)).unwrap_or_else(|| panic!("{dst} in {routes:#?}"));
     assert_eq!(find("0.0.0.0/0").metric, Some(100));
     assert_eq!(find("0.0.0.0/0").gw, Some(gw4));
     let t = find("10.20.0.0/16");
@@ -181,19 +133,9 @@ fn addresses_and_routes_both_families_read_back() {
     assert_eq!(find("2001:db8:1::/48").gw, v6.gw);
     assert_eq!(nl.default_route().unwrap().unwrap().oif, Some(idx));
     nl.del_route(&in_table).unwrap();
-    assert!(
-        nl.routes()
-            .unwrap()
-            .iter()
-            .all(|r| r.dst != net("10.20.0.0/16"))
-    );
+    assert!(nl.routes().unwrap().iter().all(|r| r.dst != net("10.20.0.0/16")));
     nl.del_address(idx, net("192.168.1.100/24")).unwrap();
-    assert!(
-        nl.addresses(Some(idx))
-            .unwrap()
-            .iter()
-            .all(|a| a.net != net("192.168.1.100/24"))
-    );
+    assert!(nl.addresses(Some(idx)).unwrap().iter().all(|a| a.net != net("192.168.1.100/24")));
 }
 
 #[test]
@@ -201,25 +143,13 @@ fn the_switch_carries_tcp_between_two_nodes() {
     let w = world(WorldSpec::seed("switch").pods(0));
     let (n1, n2) = (w.node(0), w.node(1));
     let (port, server) = echo_server(&n2.netns, n2.ip.addr()).unwrap();
-    let got = echo(
-        &n1.netns,
-        n2.ip.addr(),
-        port,
-        b"hello over the switch",
-        Duration::from_secs(5),
-    )
-    .unwrap();
+    let got = echo(&n1.netns, n2.ip.addr(), port, b"hello over the switch", Duration::from_secs(5)).unwrap();
     assert_eq!(got, b"hello over the switch");
     server.join().unwrap();
     // Both sides learnt each other's MAC through ARP on the LAN.
     let mut nl = n1.netns.netlink().unwrap();
     let neigh = nl.neighbours(None).unwrap();
-    assert!(
-        neigh
-            .iter()
-            .any(|n| n.ip == n2.ip.addr() && n.mac == Some(n2.mac)),
-        "{neigh:?}"
-    );
+    assert!(neigh.iter().any(|n| n.ip == n2.ip.addr() && n.mac == Some(n2.mac)), "{neigh:?}");
     assert!(tcp_reachable(&w.external().netns, n1.ip.addr(), 1, Duration::from_secs(3)).unwrap());
 }
 
@@ -227,10 +157,7 @@ fn the_switch_carries_tcp_between_two_nodes() {
 fn a_switch_that_drops_unknown_macs_blocks_a_new_mac_until_allowed() {
     let w = world(WorldSpec::seed("portsec").pods(1).drop_unknown_macs(true));
     let (n1, n2) = (w.node(0), w.node(1));
-    assert!(
-        tcp_reachable(&n1.netns, n2.ip.addr(), 1, Duration::from_secs(3)).unwrap(),
-        "known MACs pass"
-    );
+    assert!(tcp_reachable(&n1.netns, n2.ip.addr(), 1, Duration::from_secs(3)).unwrap(), "known MACs pass");
     // A macvlan behind node1 sends from a MAC the switch has never been told about.
     let mut nl = n1.netns.netlink().unwrap();
     let parent = nl.link(NODE_IF).unwrap();
@@ -239,38 +166,21 @@ fn a_switch_that_drops_unknown_macs_blocks_a_new_mac_until_allowed() {
     nl.create_macvlan(&spec).unwrap();
     let mut pod = w.pods[0].netlink().unwrap();
     let mv = pod.link("mv0").unwrap();
-    pod.add_address(mv.index, net("192.168.1.150/24"), AddressOptions::default())
-        .unwrap();
+    pod.add_address(mv.index, net("192.168.1.150/24"), AddressOptions::default()).unwrap();
     pod.set_up(mv.index, true).unwrap();
-    assert!(
-        !tcp_reachable(&w.pods[0], n2.ip.addr(), 1, Duration::from_millis(1500)).unwrap(),
-        "unknown MAC dropped"
-    );
+    assert!(!tcp_reachable(&w.pods[0], n2.ip.addr(), 1, Duration::from_millis(1500)).unwrap(), "unknown MAC dropped");
     w.allow_mac(&n1.port, mv.mac.unwrap()).unwrap();
-    assert!(
-        tcp_reachable(&w.pods[0], n2.ip.addr(), 1, Duration::from_secs(3)).unwrap(),
-        "allowed MAC passes"
-    );
+    assert!(tcp_reachable(&w.pods[0], n2.ip.addr(), 1, Duration::from_secs(3)).unwrap(), "allowed MAC passes");
 }
 
 #[test]
 fn hairpin_is_set_on_switch_ports() {
     let w = world(WorldSpec::seed("hairpin").nodes(1).pods(0).hairpin(true));
-    let out = w
-        .switch
-        .command("bridge")
-        .args(["-d", "link", "show", "dev", &w.node(0).port])
-        .output()
-        .unwrap();
+    let out = w.switch.command("bridge").args(["-d", "link", "show", "dev", &w.node(0).port]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("hairpin on"), "{text}");
     w.set_hairpin(&w.node(0).port, false).unwrap();
-    let out = w
-        .switch
-        .command("bridge")
-        .args(["-d", "link", "show", "dev", &w.node(0).port])
-        .output()
-        .unwrap();
+    let out = w.switch.command("bridge").args(["-d", "link", "show", "dev", &w.node(0).port]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("hairpin off"));
 }
 

@@ -22,13 +22,7 @@ fn parse_hex_bytes(s: &str) -> Result<Vec<u8>, ParseMacError> {
     let bad = || ParseMacError(s.to_string());
     let bytes = s
         .split([':', '-'])
-        .map(|p| {
-            if p.len() == 2 {
-                u8::from_str_radix(p, 16).map_err(|_| bad())
-            } else {
-                Err(bad())
-            }
-        })
+        .map(|p| if p.len() == 2 { u8::from_str_radix(p, 16).map_err(|_| bad()) } else { Err(bad()) })
         .collect::<Result<Vec<u8>, _>>()?;
     if bytes.is_empty() || bytes.len() > 32 {
         return Err(bad());
@@ -102,10 +96,7 @@ impl From<MacAddr> for HwAddr {
 impl TryFrom<&HwAddr> for MacAddr {
     type Error = ParseMacError;
     fn try_from(h: &HwAddr) -> Result<MacAddr, ParseMacError> {
-        h.0.as_slice()
-            .try_into()
-            .map(MacAddr)
-            .map_err(|_| ParseMacError(h.to_string()))
+        h.0.as_slice().try_into().map(MacAddr).map_err(|_| ParseMacError(h.to_string()))
     }
 }
 
@@ -136,24 +127,11 @@ mod tests {
         let m: MacAddr = "02:42:AC:11:00:02".parse().unwrap();
         assert_eq!(m.to_string(), "02:42:ac:11:00:02");
         assert!(m.is_unicast());
-        assert!(
-            "01:00:5e:00:00:01"
-                .parse::<MacAddr>()
-                .unwrap()
-                .is_multicast()
-        );
-        for bad in [
-            "",
-            "02:42",
-            "02:42:ac:11:00:02:03",
-            "zz:42:ac:11:00:02",
-            "2:42:ac:11:00:02",
-        ] {
+        assert!("01:00:5e:00:00:01".parse::<MacAddr>().unwrap().is_multicast());
+        for bad in ["", "02:42", "02:42:ac:11:00:02:03", "zz:42:ac:11:00:02", "2:42:ac:11:00:02"] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
         }
-        let ib: HwAddr = "00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:01"
-            .parse()
-            .unwrap();
+        let ib: HwAddr = "00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:01".parse().unwrap();
         assert_eq!(ib.0.len(), 20);
     }
 }

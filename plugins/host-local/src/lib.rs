@@ -10,10 +10,7 @@ fn conf(call: &Call) -> Result<HostLocalConf, CniError> {
 }
 
 fn owner(call: &Call) -> Attachment {
-    Attachment {
-        container_id: call.env.container_id.clone(),
-        ifname: call.env.ifname.clone(),
-    }
+    Attachment { container_id: call.env.container_id.clone(), ifname: call.env.ifname.clone() }
 }
 
 impl Plugin for HostLocal {

@@ -8,20 +8,11 @@ use support::*;
 #[test]
 fn fifty_containers_alternately_allocated_by_both_get_distinct_addresses() {
     let data = tempfile::tempdir().unwrap();
-    let conf = conf(
-        "0.4.0",
-        "mixed",
-        data.path(),
-        json!({"subnet": "10.50.0.0/24"}),
-    );
+    let conf = conf("0.4.0", "mixed", data.path(), json!({"subnet": "10.50.0.0/24"}));
     let (ours, reference) = (ours(), reference());
     let mut got = Vec::new();
     for i in 0..50u32 {
-        let bin = if i.is_multiple_of(2) {
-            &ours
-        } else {
-            &reference
-        };
+        let bin = if i.is_multiple_of(2) { &ours } else { &reference };
         got.push(ip_of(&run(bin, "ADD", &format!("c{i}"), &conf)));
     }
     let mut unique = got.clone();
@@ -35,11 +26,7 @@ fn fifty_containers_alternately_allocated_by_both_get_distinct_addresses() {
     assert_eq!(reservations(&store).len(), 50);
     // Each frees the other's reservations.
     for i in 0..50u32 {
-        let bin = if i.is_multiple_of(2) {
-            &reference
-        } else {
-            &ours
-        };
+        let bin = if i.is_multiple_of(2) { &reference } else { &ours };
         assert!(run(bin, "DEL", &format!("c{i}"), &conf).ok);
     }
     assert!(reservations(&store).is_empty());
@@ -54,30 +41,19 @@ fn store_files_match_the_reference_byte_for_byte() {
     let ra = run(&ours(), "ADD", "abc123", &conf_a);
     let rb = run(&reference(), "ADD", "abc123", &conf_b);
     assert!(ra.ok && rb.ok);
-    assert_eq!(
-        ra.json["ips"], rb.json["ips"],
-        "same addresses in the same shape"
-    );
+    assert_eq!(ra.json["ips"], rb.json["ips"], "same addresses in the same shape");
     let files = |d: &std::path::Path| -> Vec<(String, Vec<u8>)> {
         let mut v: Vec<_> = std::fs::read_dir(d.join("pin"))
             .unwrap()
             .flatten()
-            .map(|e| {
-                (
-                    e.file_name().into_string().unwrap(),
-                    std::fs::read(e.path()).unwrap(),
-                )
-            })
+            .map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap()))
             .collect();
         v.sort();
         v
     };
     assert_eq!(files(a.path()), files(b.path()));
     assert_eq!(
-        files(a.path())
-            .iter()
-            .find(|(n, _)| n == "10.60.0.2")
-            .map(|(_, c)| c.clone()),
+        files(a.path()).iter().find(|(n, _)| n == "10.60.0.2").map(|(_, c)| c.clone()),
         Some(b"abc123\r\neth0".to_vec())
     );
 }
@@ -88,18 +64,8 @@ fn results_have_the_references_shape_in_every_version() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let ipam = json!({"subnet": "192.168.1.0/24", "gateway": "192.168.1.1", "rangeStart": "192.168.1.100",
                           "rangeEnd": "192.168.1.200", "routes": [{"dst": "0.0.0.0/0"}, {"dst": "10.0.0.0/8", "gw": "192.168.1.254"}]});
-        let ra = run(
-            &ours(),
-            "ADD",
-            "c1",
-            &conf(version, "shape", a.path(), ipam.clone()),
-        );
-        let rb = run(
-            &reference(),
-            "ADD",
-            "c1",
-            &conf(version, "shape", b.path(), ipam),
-        );
+        let ra = run(&ours(), "ADD", "c1", &conf(version, "shape", a.path(), ipam.clone()));
+        let rb = run(&reference(), "ADD", "c1", &conf(version, "shape", b.path(), ipam));
         assert!(ra.ok && rb.ok, "{version}: {} / {}", ra.json, rb.json);
         assert_eq!(ra.json, rb.json, "{version}");
     }

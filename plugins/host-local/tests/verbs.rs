@@ -8,12 +8,7 @@ use support::*;
 #[test]
 fn a_repeated_add_returns_the_existing_reservation() {
     let data = tempfile::tempdir().unwrap();
-    let conf = conf(
-        "1.0.0",
-        "idem",
-        data.path(),
-        json!({"subnet": "10.1.0.0/24"}),
-    );
+    let conf = conf("1.0.0", "idem", data.path(), json!({"subnet": "10.1.0.0/24"}));
     let first = run(&ours(), "ADD", "c1", &conf);
     let again = run(&ours(), "ADD", "c1", &conf);
     assert_eq!(ip_of(&first), ip_of(&again));
@@ -24,12 +19,7 @@ fn a_repeated_add_returns_the_existing_reservation() {
     assert!(run(&reference(), "ADD", "c1", &conf_ref).ok);
     let refused = run(&reference(), "ADD", "c1", &conf_ref);
     assert!(!refused.ok);
-    assert!(
-        refused.json["msg"]
-            .as_str()
-            .unwrap()
-            .contains("duplicate allocation")
-    );
+    assert!(refused.json["msg"].as_str().unwrap().contains("duplicate allocation"));
     // Ours accepts a store where the reference made the first reservation.
     assert_eq!(ip_of(&run(&ours(), "ADD", "c1", &conf_ref)), "10.1.0.2");
 }
@@ -51,19 +41,9 @@ fn gc_keeps_only_valid_attachments_under_either_key() {
         std::fs::write(data.path().join("gc/10.2.0.50"), "").unwrap();
         let mut gc: serde_json::Value = serde_json::from_slice(&add).unwrap();
         gc[key] = json!([{"containerID": "keep1", "ifname": "eth0"}, {"containerID": "keep2", "ifname": "eth0"}]);
-        let out = finish(spawn(
-            &ours(),
-            "GC",
-            "",
-            "",
-            "",
-            &serde_json::to_vec(&gc).unwrap(),
-        ));
+        let out = finish(spawn(&ours(), "GC", "", "", "", &serde_json::to_vec(&gc).unwrap()));
         assert!(out.ok, "{key}: {}", out.json);
-        let left: Vec<String> = reservations(&data.path().join("gc"))
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect();
+        let left: Vec<String> = reservations(&data.path().join("gc")).into_iter().map(|(_, c)| c).collect();
         assert_eq!(left, ["keep1\r\neth0", "keep2\r\neth0"], "{key}");
     }
 }
@@ -85,51 +65,23 @@ fn status_is_50_when_the_range_is_exhausted() {
     let s = status();
     assert!(!s.ok);
     assert_eq!(s.json["code"], 50);
-    assert!(
-        s.json["msg"].as_str().unwrap().contains("exhausted"),
-        "{}",
-        s.json
-    );
+    assert!(s.json["msg"].as_str().unwrap().contains("exhausted"), "{}", s.json);
     let full = run(&ours(), "ADD", "c", &conf);
     assert_eq!(full.json["code"], 102, "{}", full.json);
-    assert_eq!(
-        reservations(&data.path().join("full")).len(),
-        2,
-        "the failed ADD left nothing"
-    );
+    assert_eq!(reservations(&data.path().join("full")).len(), 2, "the failed ADD left nothing");
 }
 
 #[test]
 fn requested_addresses_from_cni_args_args_and_runtime_config() {
     let data = tempfile::tempdir().unwrap();
-    let base = conf(
-        "1.0.0",
-        "req",
-        data.path(),
-        json!({"subnet": "10.4.0.0/24"}),
-    );
-    assert_eq!(
-        ip_of(&run_args(
-            &ours(),
-            "ADD",
-            "a",
-            "IgnoreUnknown=1;IP=10.4.0.77",
-            &base
-        )),
-        "10.4.0.77"
-    );
+    let base = conf("1.0.0", "req", data.path(), json!({"subnet": "10.4.0.0/24"}));
+    assert_eq!(ip_of(&run_args(&ours(), "ADD", "a", "IgnoreUnknown=1;IP=10.4.0.77", &base)), "10.4.0.77");
     let mut v: serde_json::Value = serde_json::from_slice(&base).unwrap();
     v["args"] = json!({"cni": {"ips": ["10.4.0.78"]}});
-    assert_eq!(
-        ip_of(&run(&ours(), "ADD", "b", &serde_json::to_vec(&v).unwrap())),
-        "10.4.0.78"
-    );
+    assert_eq!(ip_of(&run(&ours(), "ADD", "b", &serde_json::to_vec(&v).unwrap())), "10.4.0.78");
     let mut v: serde_json::Value = serde_json::from_slice(&base).unwrap();
     v["runtimeConfig"] = json!({"ips": ["10.4.0.79/24"]});
-    assert_eq!(
-        ip_of(&run(&ours(), "ADD", "c", &serde_json::to_vec(&v).unwrap())),
-        "10.4.0.79"
-    );
+    assert_eq!(ip_of(&run(&ours(), "ADD", "c", &serde_json::to_vec(&v).unwrap())), "10.4.0.79");
     // Taken, outside the range, the gateway: clear errors, nothing reserved.
     let taken = run_args(&ours(), "ADD", "d", "IP=10.4.0.77", &base);
     assert_eq!(taken.json["code"], 105, "{}", taken.json);
@@ -137,11 +89,7 @@ fn requested_addresses_from_cni_args_args_and_runtime_config() {
     assert_eq!(outside.json["code"], 7, "{}", outside.json);
     assert!(outside.json["msg"].as_str().unwrap().contains("10.9.9.9"));
     let gw = run_args(&ours(), "ADD", "f", "IP=10.4.0.1", &base);
-    assert!(
-        gw.json["msg"].as_str().unwrap().contains("gateway"),
-        "{}",
-        gw.json
-    );
+    assert!(gw.json["msg"].as_str().unwrap().contains("gateway"), "{}", gw.json);
     assert_eq!(reservations(&data.path().join("req")).len(), 3);
 }
 
@@ -185,22 +133,12 @@ fn dual_stack_gets_one_address_per_range_set_and_check_verifies_them() {
 #[test]
 fn del_is_idempotent_and_bad_input_is_named() {
     let data = tempfile::tempdir().unwrap();
-    let conf_ok = conf(
-        "1.0.0",
-        "del",
-        data.path(),
-        json!({"subnet": "10.7.0.0/24"}),
-    );
+    let conf_ok = conf("1.0.0", "del", data.path(), json!({"subnet": "10.7.0.0/24"}));
     assert!(run(&ours(), "DEL", "never-added", &conf_ok).ok);
     assert!(run(&ours(), "ADD", "c", &conf_ok).ok);
     assert!(run(&ours(), "DEL", "c", &conf_ok).ok);
     assert!(run(&ours(), "DEL", "c", &conf_ok).ok);
-    let bad = conf(
-        "1.0.0",
-        "../escape",
-        data.path(),
-        json!({"subnet": "10.7.0.0/24"}),
-    );
+    let bad = conf("1.0.0", "../escape", data.path(), json!({"subnet": "10.7.0.0/24"}));
     let out = run(&ours(), "ADD", "c", &bad);
     assert_eq!(out.json["code"], 7);
     assert!(out.json["msg"].as_str().unwrap().contains("../escape"));
@@ -208,9 +146,5 @@ fn del_is_idempotent_and_bad_input_is_named() {
     let host_bits = conf("1.0.0", "hb", data.path(), json!({"subnet": "10.7.0.5/24"}));
     let out = run(&ours(), "ADD", "c", &host_bits);
     assert_eq!(out.json["code"], 7);
-    assert!(
-        out.json["msg"].as_str().unwrap().contains("10.7.0.0/24"),
-        "{}",
-        out.json
-    );
+    assert!(out.json["msg"].as_str().unwrap().contains("10.7.0.0/24"), "{}", out.json);
 }

@@ -9,26 +9,19 @@ pub struct CniArgs {
 }
 
 /// Keys every runtime may send and every plugin accepts.
-const ALWAYS_KNOWN: &[&str] = &[
-    "IgnoreUnknown",
-    "K8S_POD_NAMESPACE",
-    "K8S_POD_NAME",
-    "K8S_POD_INFRA_CONTAINER_ID",
-    "K8S_POD_UID",
-];
+const ALWAYS_KNOWN: &[&str] =
+    &["IgnoreUnknown", "K8S_POD_NAMESPACE", "K8S_POD_NAME", "K8S_POD_INFRA_CONTAINER_ID", "K8S_POD_UID"];
 
 impl CniArgs {
     /// Parses `K=V;K=V`. Empty pieces are tolerated; a piece without `=` is code 4.
     pub fn parse(raw: &str) -> Result<CniArgs, CniError> {
         let mut pairs = Vec::new();
         for piece in raw.split(';').filter(|p| !p.is_empty()) {
-            let (k, v) = piece.split_once('=').ok_or_else(|| {
-                CniError::env(format!("CNI_ARGS piece \"{piece}\" is not KEY=VALUE"))
-            })?;
+            let (k, v) = piece
+                .split_once('=')
+                .ok_or_else(|| CniError::env(format!("CNI_ARGS piece \"{piece}\" is not KEY=VALUE")))?;
             if k.is_empty() {
-                return Err(CniError::env(format!(
-                    "CNI_ARGS piece \"{piece}\" has an empty key"
-                )));
+                return Err(CniError::env(format!("CNI_ARGS piece \"{piece}\" has an empty key")));
             }
             pairs.push((k.to_string(), v.to_string()));
         }
@@ -36,11 +29,7 @@ impl CniArgs {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -49,12 +38,7 @@ impl CniArgs {
 
     /// `IgnoreUnknown=1` (or `true`) lets runtimes send keys a plugin does not know.
     pub fn ignore_unknown(&self) -> bool {
-        matches!(
-            self.get("IgnoreUnknown")
-                .map(str::to_ascii_lowercase)
-                .as_deref(),
-            Some("1" | "true")
-        )
+        matches!(self.get("IgnoreUnknown").map(str::to_ascii_lowercase).as_deref(), Some("1" | "true"))
     }
 
     /// Refuses keys outside `known` unless `IgnoreUnknown` is set, as the reference does;
@@ -97,13 +81,7 @@ mod tests {
         let e = a.check_known(&["IP", "MAC"]).unwrap_err();
         assert_eq!(e.code, 2);
         assert!(e.msg.contains("FOO") && e.msg.contains("bar"), "{}", e.msg);
-        CniArgs::parse("IgnoreUnknown=true;FOO=bar")
-            .unwrap()
-            .check_known(&["IP"])
-            .unwrap();
-        CniArgs::parse("K8S_POD_NAME=x;IP=1.2.3.4")
-            .unwrap()
-            .check_known(&["IP"])
-            .unwrap();
+        CniArgs::parse("IgnoreUnknown=true;FOO=bar").unwrap().check_known(&["IP"]).unwrap();
+        CniArgs::parse("K8S_POD_NAME=x;IP=1.2.3.4").unwrap().check_known(&["IP"]).unwrap();
     }
 }

@@ -60,28 +60,22 @@ impl NetConf {
             Some(Value::String(t)) if t.is_empty() => Ok(None),
             Some(Value::String(t)) => {
                 if t.contains('/') {
-                    return Err(CniError::config(format!(
-                        "ipam.type \"{t}\" must be a plugin name, not a path"
-                    )));
+                    return Err(CniError::config(format!("ipam.type \"{t}\" must be a plugin name, not a path")));
                 }
                 Ok(Some(t))
             }
-            Some(other) => Err(CniError::config(format!(
-                "ipam.type must be a string, got {other}"
-            ))),
+            Some(other) => Err(CniError::config(format!("ipam.type must be a string, got {other}"))),
         }
     }
 
     /// The attachments GC must keep, from whichever key the runtime sent.
     pub fn valid_attachments(&self) -> Result<Vec<Attachment>, CniError> {
-        let raw = self
-            .rest
-            .get(VALID_ATTACHMENTS)
-            .or_else(|| self.rest.get(ATTACHMENTS_OLD));
+        let raw = self.rest.get(VALID_ATTACHMENTS).or_else(|| self.rest.get(ATTACHMENTS_OLD));
         match raw {
             None => Ok(Vec::new()),
-            Some(v) => serde_json::from_value(v.clone())
-                .map_err(|e| CniError::config(format!("{VALID_ATTACHMENTS}: {e}"))),
+            Some(v) => {
+                serde_json::from_value(v.clone()).map_err(|e| CniError::config(format!("{VALID_ATTACHMENTS}: {e}")))
+            }
         }
     }
 
@@ -180,10 +174,7 @@ mod tests {
         assert!(!c.net.rest.contains_key("master"));
         assert_eq!(c.net.ipam_type().unwrap(), Some("host-local"));
         let plain: NetConf = typed(v, "").unwrap();
-        assert!(
-            plain.rest.contains_key("master"),
-            "a plain NetConf keeps plugin keys as unknown"
-        );
+        assert!(plain.rest.contains_key("master"), "a plain NetConf keeps plugin keys as unknown");
         assert_eq!(serde_json::to_value(&plain).unwrap()["master"], "enp0s3");
     }
 
@@ -206,14 +197,10 @@ mod tests {
     #[test]
     fn attachments_from_either_key() {
         for key in [VALID_ATTACHMENTS, ATTACHMENTS_OLD] {
-            let c: NetConf =
-                typed(json!({key: [{"containerID": "c1", "ifname": "eth0"}]}), "").unwrap();
+            let c: NetConf = typed(json!({key: [{"containerID": "c1", "ifname": "eth0"}]}), "").unwrap();
             assert_eq!(
                 c.valid_attachments().unwrap(),
-                vec![Attachment {
-                    container_id: "c1".into(),
-                    ifname: "eth0".into()
-                }]
+                vec![Attachment { container_id: "c1".into(), ifname: "eth0".into() }]
             );
         }
     }
@@ -227,10 +214,7 @@ mod tests {
         }))
         .unwrap();
         let runtime: Map<String, Value> =
-            json!({"mac": "02:00:00:00:00:01", "ips": ["10.0.0.5/24"]})
-                .as_object()
-                .unwrap()
-                .clone();
+            json!({"mac": "02:00:00:00:00:01", "ips": ["10.0.0.5/24"]}).as_object().unwrap().clone();
         let conf = list.plugin_config(0, &runtime, None);
         assert_eq!(conf["name"], "lan");
         assert_eq!(conf["cniVersion"], "1.0.0");

@@ -16,42 +16,26 @@ use super::version::Version;
 /// The first executable file named `plugin` in `path`.
 pub fn find(plugin: &str, path: &[PathBuf]) -> Result<PathBuf, CniError> {
     if plugin.is_empty() || plugin.contains('/') {
-        return Err(CniError::config(format!(
-            "plugin type \"{plugin}\" is not a plugin name"
-        )));
+        return Err(CniError::config(format!("plugin type \"{plugin}\" is not a plugin name")));
     }
     if path.is_empty() {
-        return Err(CniError::env(format!(
-            "CNI_PATH is empty; cannot find plugin \"{plugin}\""
-        )));
+        return Err(CniError::env(format!("CNI_PATH is empty; cannot find plugin \"{plugin}\"")));
     }
-    path.iter()
-        .map(|dir| dir.join(plugin))
-        .find(|p| is_executable(p))
-        .ok_or_else(|| {
-            let dirs: Vec<String> = path.iter().map(|p| p.display().to_string()).collect();
-            CniError::config(format!(
-                "plugin \"{plugin}\" not found in CNI_PATH [{}]",
-                dirs.join(", ")
-            ))
-        })
+    path.iter().map(|dir| dir.join(plugin)).find(|p| is_executable(p)).ok_or_else(|| {
+        let dirs: Vec<String> = path.iter().map(|p| p.display().to_string()).collect();
+        CniError::config(format!("plugin \"{plugin}\" not found in CNI_PATH [{}]", dirs.join(", ")))
+    })
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// Runs `plugin` for `command`. Returns its stdout (the result JSON for ADD).
 pub fn exec(plugin: &str, command: Command, env: &Env, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
     let bin = find(plugin, &env.path)?;
-    let stdin = if command == Command::Gc {
-        with_both_attachment_keys(stdin)?
-    } else {
-        stdin.to_vec()
-    };
+    let stdin = if command == Command::Gc { with_both_attachment_keys(stdin)? } else { stdin.to_vec() };
     let mut child = Process::new(&bin)
         .env_clear()
         .envs(env.vars_for(command))
@@ -62,14 +46,8 @@ pub fn exec(plugin: &str, command: Command, env: &Env, stdin: &[u8]) -> Result<V
         .map_err(|e| CniError::io(format!("start plugin {}: {e}", bin.display())))?;
     // A plugin that exits without reading stdin closes the pipe; its exit status says
     // what went wrong, so a write error here is not the interesting one.
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(&stdin);
-    let out = child
-        .wait_with_output()
-        .map_err(|e| CniError::io(format!("wait for plugin {}: {e}", bin.display())))?;
+    let _ = child.stdin.take().expect("stdin is piped").write_all(&stdin);
+    let out = child.wait_with_output().map_err(|e| CniError::io(format!("wait for plugin {}: {e}", bin.display())))?;
     if out.status.success() {
         return Ok(out.stdout);
     }
@@ -90,11 +68,9 @@ pub fn exec(plugin: &str, command: Command, env: &Env, stdin: &[u8]) -> Result<V
 /// Delegated ADD: the plugin's result, read in whatever version it answered.
 pub fn add(plugin: &str, env: &Env, stdin: &[u8], version: Version) -> Result<CniResult, CniError> {
     let out = exec(plugin, Command::Add, env, stdin)?;
-    let value: Value = serde_json::from_slice(&out)
-        .map_err(|e| CniError::decode(format!("decode result of plugin {plugin}: {e}")))?;
-    CniResult::from_json(&value, version)
-        .map(|(r, _)| r)
-        .map_err(|e| e.context(format!("plugin {plugin}")))
+    let value: Value =
+        serde_json::from_slice(&out).map_err(|e| CniError::decode(format!("decode result of plugin {plugin}: {e}")))?;
+    CniResult::from_json(&value, version).map(|(r, _)| r).map_err(|e| e.context(format!("plugin {plugin}")))
 }
 
 /// Delegated DEL, CHECK, STATUS or GC: success or the plugin's error.
@@ -104,15 +80,11 @@ pub fn run(plugin: &str, command: Command, env: &Env, stdin: &[u8]) -> Result<()
 
 /// Runtimes send either spelling of the GC key; delegates may read either, so both go.
 fn with_both_attachment_keys(stdin: &[u8]) -> Result<Vec<u8>, CniError> {
-    let mut conf: serde_json::Map<String, Value> = serde_json::from_slice(stdin)
-        .map_err(|e| CniError::decode(format!("decode config: {e}")))?;
-    let list = conf
-        .get(VALID_ATTACHMENTS)
-        .or_else(|| conf.get(ATTACHMENTS_OLD))
-        .cloned();
+    let mut conf: serde_json::Map<String, Value> =
+        serde_json::from_slice(stdin).map_err(|e| CniError::decode(format!("decode config: {e}")))?;
+    let list = conf.get(VALID_ATTACHMENTS).or_else(|| conf.get(ATTACHMENTS_OLD)).cloned();
     if let Some(list) = list {
-        conf.entry(VALID_ATTACHMENTS)
-            .or_insert_with(|| list.clone());
+        conf.entry(VALID_ATTACHMENTS).or_insert_with(|| list.clone());
         conf.entry(ATTACHMENTS_OLD).or_insert(list);
     }
     Ok(serde_json::to_vec(&conf).expect("a map always serializes"))
@@ -155,30 +127,19 @@ mod tests {
             ),
         );
         let env = env_for(dir.path(), "ADD");
-        let stdin =
-            br#"{"cniVersion":"0.4.0","name":"n","type":"macvlan","ipam":{"type":"fake-ipam"}}"#;
+        let stdin = br#"{"cniVersion":"0.4.0","name":"n","type":"macvlan","ipam":{"type":"fake-ipam"}}"#;
         let r = add("fake-ipam", &env, stdin, Version::V0_4_0).unwrap();
         assert_eq!(r.ips[0].address.to_string(), "10.1.0.5/24");
         assert_eq!(std::fs::read(out.with_extension("stdin")).unwrap(), stdin);
-        assert_eq!(
-            std::fs::read_to_string(out.with_extension("env")).unwrap(),
-            "ADD c1 eth0\n"
-        );
+        assert_eq!(std::fs::read_to_string(out.with_extension("env")).unwrap(), "ADD c1 eth0\n");
         run("fake-ipam", Command::Del, &env, stdin).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(out.with_extension("env")).unwrap(),
-            "DEL c1 eth0\n"
-        );
+        assert_eq!(std::fs::read_to_string(out.with_extension("env")).unwrap(), "DEL c1 eth0\n");
     }
 
     #[test]
     fn passes_the_plugins_error_through_and_names_missing_plugins() {
         let dir = tempfile::tempdir().unwrap();
-        script(
-            dir.path(),
-            "failing",
-            r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"busy"}'; exit 1"#,
-        );
+        script(dir.path(), "failing", r#"echo '{"cniVersion":"1.0.0","code":11,"msg":"busy"}'; exit 1"#);
         script(dir.path(), "garbage", "echo oops; exit 3");
         let env = env_for(dir.path(), "ADD");
         let e = run("failing", Command::Add, &env, b"{}").unwrap_err();
@@ -188,11 +149,7 @@ mod tests {
         assert!(e.msg.contains("oops"), "{}", e.msg);
         let e = run("absent", Command::Add, &env, b"{}").unwrap_err();
         assert_eq!(e.code, 7);
-        assert!(
-            e.msg.contains("absent") && e.msg.contains(dir.path().to_str().unwrap()),
-            "{}",
-            e.msg
-        );
+        assert!(e.msg.contains("absent") && e.msg.contains(dir.path().to_str().unwrap()), "{}", e.msg);
     }
 
     #[test]
@@ -201,7 +158,8 @@ mod tests {
         let seen = dir.path().join("gc.stdin");
         script(dir.path(), "gc-ipam", &format!("cat > {}", seen.display()));
         let env = env_for(dir.path(), "GC");
-        let stdin = br#"{"cniVersion":"1.1.0","name":"n","cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}"#;
+        let stdin =
+            br#"{"cniVersion":"1.1.0","name":"n","cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}"#;
         run("gc-ipam", Command::Gc, &env, stdin).unwrap();
         let got: Value = serde_json::from_slice(&std::fs::read(&seen).unwrap()).unwrap();
         assert_eq!(got[VALID_ATTACHMENTS], got[ATTACHMENTS_OLD]);

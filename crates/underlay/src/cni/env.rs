@@ -76,51 +76,25 @@ impl Env {
         K: Into<String>,
         V: Into<String>,
     {
-        let vars: Vec<(String, String)> = vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        let get = |key: &str| {
-            vars.iter()
-                .rev()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
-        };
+        let vars: Vec<(String, String)> = vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let get = |key: &str| vars.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("");
         let command = Command::parse(get("CNI_COMMAND"))?;
         let container_id = get("CNI_CONTAINERID").to_string();
         let ifname = get("CNI_IFNAME").to_string();
-        let netns = Some(get("CNI_NETNS"))
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
+        let netns = Some(get("CNI_NETNS")).filter(|s| !s.is_empty()).map(PathBuf::from);
         if command.needs_attachment() {
             names::container_id(&container_id)?;
             names::ifname(&ifname)?;
         }
         if command.needs_netns() && netns.is_none() {
-            return Err(CniError::env(format!(
-                "CNI_NETNS is required for {}",
-                command.as_str()
-            )));
+            return Err(CniError::env(format!("CNI_NETNS is required for {}", command.as_str())));
         }
         if command == Command::Gc && get("CNI_PATH").is_empty() {
             return Err(CniError::env("CNI_PATH is required for GC"));
         }
         let args = CniArgs::parse(get("CNI_ARGS"))?;
-        let path = get("CNI_PATH")
-            .split(':')
-            .filter(|p| !p.is_empty())
-            .map(PathBuf::from)
-            .collect();
-        Ok(Env {
-            command,
-            container_id,
-            netns,
-            ifname,
-            args,
-            path,
-            vars,
-        })
+        let path = get("CNI_PATH").split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect();
+        Ok(Env { command, container_id, netns, ifname, args, path, vars })
     }
 
     /// The variables to hand to a delegated plugin, with `CNI_COMMAND` set to `command`.
@@ -134,10 +108,7 @@ impl Env {
 
     /// A copy of this environment for another command (e.g. the DEL that undoes an ADD).
     pub fn with_command(&self, command: Command) -> Env {
-        Env {
-            command,
-            ..self.clone()
-        }
+        Env { command, ..self.clone() }
     }
 }
 
@@ -158,11 +129,7 @@ mod tests {
     ];
 
     fn with(over: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut v: Vec<_> = ADD
-            .iter()
-            .copied()
-            .filter(|(k, _)| !over.iter().any(|(o, _)| o == k))
-            .collect();
+        let mut v: Vec<_> = ADD.iter().copied().filter(|(k, _)| !over.iter().any(|(o, _)| o == k)).collect();
         v.extend(over.iter().copied().filter(|(_, val)| !val.is_empty()));
         v
     }
@@ -172,10 +139,7 @@ mod tests {
         let e = env(ADD).unwrap();
         assert_eq!(e.command, Command::Add);
         assert_eq!(e.path.len(), 2);
-        assert_eq!(
-            e.netns.as_deref(),
-            Some(std::path::Path::new("/run/netns/x"))
-        );
+        assert_eq!(e.netns.as_deref(), Some(std::path::Path::new("/run/netns/x")));
         let fwd: Vec<_> = e.vars_for(Command::Del).collect();
         assert!(fwd.contains(&("CNI_COMMAND", "DEL")));
         assert!(!fwd.contains(&("CNI_COMMAND", "ADD")));
@@ -191,10 +155,7 @@ mod tests {
             (&[("CNI_NETNS", "")], "CNI_NETNS"),
             (&[("CNI_IFNAME", "")], "CNI_IFNAME"),
             (&[("CNI_IFNAME", "eth0:1")], "eth0:1"),
-            (
-                &[("CNI_IFNAME", "averyveryverylongname")],
-                "averyveryverylongname",
-            ),
+            (&[("CNI_IFNAME", "averyveryverylongname")], "averyveryverylongname"),
             (&[("CNI_ARGS", "IP")], "IP"),
         ];
         for (over, named) in cases {

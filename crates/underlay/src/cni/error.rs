@@ -43,11 +43,7 @@ pub struct CniError {
 
 impl CniError {
     pub fn new(code: u32, msg: impl Into<String>) -> CniError {
-        CniError {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
+        CniError { code, msg: msg.into(), details: String::new() }
     }
 
     pub fn with_details(mut self, details: impl Into<String>) -> CniError {
@@ -106,11 +102,7 @@ impl CniError {
             #[serde(flatten)]
             error: &'a CniError,
         }
-        serde_json::to_value(Wire {
-            cni_version: version,
-            error: self,
-        })
-        .expect("an error always serializes")
+        serde_json::to_value(Wire { cni_version: version, error: self }).expect("an error always serializes")
     }
 }
 
@@ -144,11 +136,7 @@ mod tests {
             serde_json::json!({"cniVersion": "1.0.0", "code": 7, "msg": "bad mode \"x\"", "details": "use bridge"})
         );
         let bare = CniError::env("CNI_IFNAME is empty").to_json("0.4.0");
-        assert_eq!(
-            bare.as_object().unwrap().len(),
-            3,
-            "details omitted when empty"
-        );
+        assert_eq!(bare.as_object().unwrap().len(), 3, "details omitted when empty");
         let back: CniError = serde_json::from_value(json).unwrap();
         assert_eq!(back, err);
     }

@@ -45,10 +45,7 @@ pub fn ifname_problem(name: &str) -> Option<&'static str> {
         Some("is longer than 15 bytes")
     } else if name == "." || name == ".." {
         Some("is not a valid name")
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
+    } else if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
         Some("contains '/', ':' or whitespace")
     } else {
         None
@@ -86,11 +83,7 @@ mod tests {
         for bad in ["../x", "..", ".hidden", "a/b", "a b", ""] {
             let e = network_name(bad).unwrap_err();
             assert_eq!(e.code, 7, "{bad}");
-            assert!(
-                e.msg.contains(&format!("\"{bad}\"")) || bad.is_empty(),
-                "{}",
-                e.msg
-            );
+            assert!(e.msg.contains(&format!("\"{bad}\"")) || bad.is_empty(), "{}", e.msg);
         }
     }
 
@@ -99,16 +92,7 @@ mod tests {
         for ok in ["eth0", "net1", "a", "123456789012345", "veth-x_y.z"] {
             ifname(ok).unwrap();
         }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "1234567890123456",
-            "a/b",
-            "a:b",
-            "a b",
-            "a\tb",
-        ] {
+        for bad in ["", ".", "..", "1234567890123456", "a/b", "a:b", "a b", "a\tb"] {
             let e = ifname(bad).unwrap_err();
             assert_eq!(e.code, 4, "{bad:?}");
             assert!(e.msg.contains("CNI_IFNAME"), "{}", e.msg);

@@ -86,11 +86,7 @@ pub fn run<P: Plugin + ?Sized, K: Into<String>, V: Into<String>>(
     // Errors are printed in the config's version when it can be read at all.
     let stated = serde_json::from_slice::<Value>(stdin)
         .ok()
-        .and_then(|v| {
-            v.get("cniVersion")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .and_then(|v| v.get("cniVersion").and_then(Value::as_str).map(str::to_string))
         .and_then(|s| Version::parse(&s).ok())
         .unwrap_or(Version::LATEST);
     let env = match Env::from_vars(vars) {
@@ -102,38 +98,23 @@ pub fn run<P: Plugin + ?Sized, K: Into<String>, V: Into<String>>(
     }
     match dispatch(plugin, env, stdin) {
         Ok(Some(out)) => Reply::json(&out, 0),
-        Ok(None) => Reply {
-            stdout: Vec::new(),
-            exit_code: 0,
-        },
+        Ok(None) => Reply { stdout: Vec::new(), exit_code: 0 },
         Err(e) => Reply::error(&e, stated.as_str()),
     }
 }
 
 fn version_reply<P: Plugin + ?Sized>(plugin: &P, stated: Version) -> Reply {
     let versions = plugin.versions();
-    let current = if versions.contains(&stated) {
-        stated
-    } else {
-        *versions.last().expect("a plugin speaks a version")
-    };
-    Reply::json(
-        &serde_json::json!({"cniVersion": current, "supportedVersions": versions}),
-        0,
-    )
+    let current =
+        if versions.contains(&stated) { stated } else { *versions.last().expect("a plugin speaks a version") };
+    Reply::json(&serde_json::json!({"cniVersion": current, "supportedVersions": versions}), 0)
 }
 
-fn dispatch<P: Plugin + ?Sized>(
-    plugin: &P,
-    env: Env,
-    stdin: &[u8],
-) -> Result<Option<Value>, CniError> {
+fn dispatch<P: Plugin + ?Sized>(plugin: &P, env: Env, stdin: &[u8]) -> Result<Option<Value>, CniError> {
     let raw: Value = serde_json::from_slice(stdin)
         .map_err(|e| CniError::decode(format!("decode network config from stdin: {e}")))?;
     if !raw.is_object() {
-        return Err(CniError::decode(
-            "network config on stdin is not a JSON object",
-        ));
+        return Err(CniError::decode("network config on stdin is not a JSON object"));
     }
     let conf: NetConf = typed(raw.clone(), "")?;
     let version = Version::parse(&conf.cni_version)?;
@@ -156,13 +137,7 @@ fn dispatch<P: Plugin + ?Sized>(
         )));
     }
     names::network_name(&conf.name)?;
-    let call = Call {
-        env,
-        conf,
-        version,
-        raw,
-        stdin,
-    };
+    let call = Call { env, conf, version, raw, stdin };
     match command {
         Command::Add => plugin.add(&call).map(|r| Some(r.to_json(version))),
         Command::Del => plugin.del(&call).map(|()| None),
@@ -177,15 +152,8 @@ fn dispatch<P: Plugin + ?Sized>(
 pub fn main<P: Plugin + ?Sized>(plugin: &P) -> ! {
     let mut stdin = Vec::new();
     let reply = match std::io::stdin().read_to_end(&mut stdin) {
-        Ok(_) => run(
-            plugin,
-            std::env::vars_os().map(|(k, v)| lossy(k, v)),
-            &stdin,
-        ),
-        Err(e) => Reply::error(
-            &CniError::io(format!("read stdin: {e}")),
-            Version::LATEST.as_str(),
-        ),
+        Ok(_) => run(plugin, std::env::vars_os().map(|(k, v)| lossy(k, v)), &stdin),
+        Err(e) => Reply::error(&CniError::io(format!("read stdin: {e}")), Version::LATEST.as_str()),
     };
     let mut out = std::io::stdout().lock();
     // If stdout is gone there is no one left to tell.
@@ -194,10 +162,7 @@ pub fn main<P: Plugin + ?Sized>(plugin: &P) -> ! {
 }
 
 fn lossy(k: std::ffi::OsString, v: std::ffi::OsString) -> (String, String) {
-    (
-        k.to_string_lossy().into_owned(),
-        v.to_string_lossy().into_owned(),
-    )
+    (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]

@@ -17,11 +17,7 @@ impl Plugin for Fixed {
             return Err(CniError::config(format!("mtu {} is too large", conf.mtu)));
         }
         Ok(CniResult {
-            ips: vec![IpConfig {
-                interface: None,
-                address: "10.0.0.2/24".parse().unwrap(),
-                gateway: None,
-            }],
+            ips: vec![IpConfig { interface: None, address: "10.0.0.2/24".parse().unwrap(), gateway: None }],
             ..CniResult::default()
         })
     }
@@ -29,9 +25,7 @@ impl Plugin for Fixed {
         Ok(())
     }
     fn check(&self, call: &Call) -> Result<(), CniError> {
-        call.prev_result()?
-            .map(drop)
-            .ok_or_else(|| CniError::config("CHECK needs prevResult"))
+        call.prev_result()?.map(drop).ok_or_else(|| CniError::config("CHECK needs prevResult"))
     }
     fn status(&self, _: &Call) -> Result<(), CniError> {
         Err(CniError::not_available("parent enp0s3 is down"))
@@ -70,20 +64,13 @@ fn add_prints_the_result_in_the_config_version() {
 
 #[test]
 fn version_lists_every_supported_version() {
-    let reply = run(
-        &Fixed,
-        [("CNI_COMMAND", "VERSION")],
-        br#"{"cniVersion":"0.4.0"}"#,
-    );
+    let reply = run(&Fixed, [("CNI_COMMAND", "VERSION")], br#"{"cniVersion":"0.4.0"}"#);
     assert_eq!(reply.exit_code, 0);
     assert_eq!(
         reply.value(),
         json!({"cniVersion": "0.4.0", "supportedVersions": ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]})
     );
-    assert_eq!(
-        run(&Fixed, [("CNI_COMMAND", "VERSION")], b"").value()["cniVersion"],
-        "1.1.0"
-    );
+    assert_eq!(run(&Fixed, [("CNI_COMMAND", "VERSION")], b"").value()["cniVersion"], "1.1.0");
 }
 
 #[test]
@@ -100,35 +87,23 @@ fn failures_carry_the_right_code() {
         (vars("STATUS"), conf("1.1.0"), 50, "enp0s3"),
         (
             vars("ADD"),
-            serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "../x", "type": "fixed"}))
-                .unwrap(),
+            serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "../x", "type": "fixed"})).unwrap(),
             7,
             "../x",
         ),
         (
             vars("ADD"),
-            serde_json::to_vec(
-                &json!({"cniVersion": "1.0.0", "name": "n", "type": "f", "mtu": "x"}),
-            )
-            .unwrap(),
+            serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "n", "type": "f", "mtu": "x"})).unwrap(),
             7,
             "mtu",
         ),
         (
             vars("ADD"),
-            serde_json::to_vec(
-                &json!({"cniVersion": "1.0.0", "name": "n", "type": "f", "mtu": 9999}),
-            )
-            .unwrap(),
+            serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "n", "type": "f", "mtu": 9999})).unwrap(),
             7,
             "9999",
         ),
-        (
-            vec![("CNI_COMMAND", "ADD".into())],
-            conf("1.0.0"),
-            4,
-            "CNI_CONTAINERID",
-        ),
+        (vec![("CNI_COMMAND", "ADD".into())], conf("1.0.0"), 4, "CNI_CONTAINERID"),
     ];
     for (env, stdin, code, needle) in cases {
         let reply = run(&Fixed, env, &stdin);

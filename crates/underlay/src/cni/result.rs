@@ -56,15 +56,7 @@ pub struct Route {
 
 impl Route {
     pub fn new(dst: IpNet, gw: Option<IpAddr>) -> Route {
-        Route {
-            dst,
-            gw,
-            mtu: None,
-            advmss: None,
-            priority: None,
-            table: None,
-            scope: None,
-        }
+        Route { dst, gw, mtu: None, advmss: None, priority: None, table: None, scope: None }
     }
 
     fn strip_1_1(&mut self) {
@@ -200,50 +192,27 @@ impl CniResult {
             .ips
             .iter()
             .map(|ip| IpWire {
-                version: version
-                    .tags_ip_version()
-                    .then(|| family(&ip.address).to_string()),
+                version: version.tags_ip_version().then(|| family(&ip.address).to_string()),
                 interface: ip.interface,
                 address: ip.address,
                 gateway: ip.gateway,
             })
             .collect();
-        CurrentWire {
-            cni_version,
-            interfaces,
-            ips,
-            routes,
-            dns: self.dns.clone(),
-        }
+        CurrentWire { cni_version, interfaces, ips, routes, dns: self.dns.clone() }
     }
 
     fn to_legacy(&self, cni_version: String) -> LegacyWire {
         let pick = |v4: bool| {
-            let ip = self
-                .ips
-                .iter()
-                .find(|ip| ip.address.addr().is_ipv4() == v4)?;
+            let ip = self.ips.iter().find(|ip| ip.address.addr().is_ipv4() == v4)?;
             let routes = self
                 .routes
                 .iter()
                 .filter(|r| r.dst.addr().is_ipv4() == v4)
-                .map(|r| LegacyRoute {
-                    dst: r.dst,
-                    gw: r.gw,
-                })
+                .map(|r| LegacyRoute { dst: r.dst, gw: r.gw })
                 .collect();
-            Some(LegacyIp {
-                ip: ip.address,
-                gateway: ip.gateway,
-                routes,
-            })
+            Some(LegacyIp { ip: ip.address, gateway: ip.gateway, routes })
         };
-        LegacyWire {
-            cni_version,
-            ip4: pick(true),
-            ip6: pick(false),
-            dns: self.dns.clone(),
-        }
+        LegacyWire { cni_version, ip4: pick(true), ip6: pick(false), dns: self.dns.clone() }
     }
 
     /// Reads a result of any version. `default` is used when it carries no
@@ -253,8 +222,7 @@ impl CniResult {
             Some(v) => Version::parse(v)?,
             None => default,
         };
-        let decode =
-            |e: serde_json::Error| CniError::decode(format!("decode {version} result: {e}"));
+        let decode = |e: serde_json::Error| CniError::decode(format!("decode {version} result: {e}"));
         let result = if version.is_legacy_result() {
             let w: LegacyWire = serde_json::from_value(value.clone()).map_err(decode)?;
             CniResult::from_legacy(w)
@@ -265,11 +233,7 @@ impl CniResult {
                 ips: w
                     .ips
                     .into_iter()
-                    .map(|ip| IpConfig {
-                        interface: ip.interface,
-                        address: ip.address,
-                        gateway: ip.gateway,
-                    })
+                    .map(|ip| IpConfig { interface: ip.interface, address: ip.address, gateway: ip.gateway })
                     .collect(),
                 routes: w.routes,
                 dns: w.dns,
@@ -279,19 +243,10 @@ impl CniResult {
     }
 
     fn from_legacy(w: LegacyWire) -> CniResult {
-        let mut result = CniResult {
-            dns: w.dns,
-            ..CniResult::default()
-        };
+        let mut result = CniResult { dns: w.dns, ..CniResult::default() };
         for ip in [w.ip4, w.ip6].into_iter().flatten() {
-            result.ips.push(IpConfig {
-                interface: None,
-                address: ip.ip,
-                gateway: ip.gateway,
-            });
-            result
-                .routes
-                .extend(ip.routes.into_iter().map(|r| Route::new(r.dst, r.gw)));
+            result.ips.push(IpConfig { interface: None, address: ip.ip, gateway: ip.gateway });
+            result.routes.extend(ip.routes.into_iter().map(|r| Route::new(r.dst, r.gw)));
         }
         result
     }

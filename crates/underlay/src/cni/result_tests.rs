@@ -33,10 +33,7 @@ fn full() -> CniResult {
                 table: Some(0),
                 scope: Some(0),
             },
-            Route::new(
-                "::/0".parse().unwrap(),
-                Some("2001:db8::1".parse().unwrap()),
-            ),
+            Route::new("::/0".parse().unwrap(), Some("2001:db8::1".parse().unwrap())),
         ],
         dns: Dns {
             nameservers: vec!["192.168.1.1".into()],
@@ -74,19 +71,10 @@ fn downgrade_to_020_and_back_keeps_what_020_holds() {
     assert_eq!(back.ips[0].address, r.ips[0].address);
     assert_eq!(back.ips[0].gateway, r.ips[0].gateway);
     assert_eq!(back.ips[1].address, r.ips[1].address);
-    assert_eq!(
-        back.routes,
-        vec![
-            Route::new(r.routes[0].dst, r.routes[0].gw),
-            r.routes[1].clone()
-        ]
-    );
+    assert_eq!(back.routes, vec![Route::new(r.routes[0].dst, r.routes[0].gw), r.routes[1].clone()]);
     assert_eq!(back.dns, r.dns);
     let again = back.to_json(Version::V1_1_0);
-    assert_eq!(
-        again["ips"][0],
-        json!({"address": "192.168.1.100/24", "gateway": "192.168.1.1"})
-    );
+    assert_eq!(again["ips"][0], json!({"address": "192.168.1.100/24", "gateway": "192.168.1.1"}));
 }
 
 #[test]
@@ -102,10 +90,7 @@ fn prev_result_031_under_100_config_is_upgraded() {
     assert_eq!(v, Version::V0_3_1);
     let out = r.to_json(Version::V1_0_0);
     assert_eq!(out["cniVersion"], "1.0.0");
-    assert!(
-        out["ips"][0].get("version").is_none(),
-        "1.0.0 has no ips[].version"
-    );
+    assert!(out["ips"][0].get("version").is_none(), "1.0.0 has no ips[].version");
     assert_eq!(out["ips"][0]["interface"], 0);
 }
 
@@ -113,11 +98,8 @@ fn prev_result_031_under_100_config_is_upgraded() {
 fn missing_version_uses_default_and_bad_input_is_code_6() {
     let (_, v) = CniResult::from_json(&json!({"ips": []}), Version::V0_4_0).unwrap();
     assert_eq!(v, Version::V0_4_0);
-    let e = CniResult::from_json(
-        &json!({"cniVersion": "1.0.0", "ips": [{"address": "nope"}]}),
-        Version::V1_0_0,
-    )
-    .unwrap_err();
+    let e = CniResult::from_json(&json!({"cniVersion": "1.0.0", "ips": [{"address": "nope"}]}), Version::V1_0_0)
+        .unwrap_err();
     assert_eq!(e.code, 6);
     let e = CniResult::from_json(&json!({"cniVersion": "9.9.9"}), Version::V1_0_0).unwrap_err();
     assert_eq!(e.code, 1);
@@ -127,24 +109,15 @@ fn missing_version_uses_default_and_bad_input_is_code_6() {
 fn snapshots_pin_each_version() {
     let r = full();
     for &v in Version::ALL {
-        insta::assert_json_snapshot!(
-            format!("result_{}", v.as_str().replace('.', "_")),
-            r.to_json(v)
-        );
+        insta::assert_json_snapshot!(format!("result_{}", v.as_str().replace('.', "_")), r.to_json(v));
     }
 }
 
 #[test]
 fn dns_merge_keeps_both_sides_once() {
-    let mut conf = Dns {
-        nameservers: vec!["10.0.0.1".into()],
-        ..Dns::default()
-    };
-    let ipam = Dns {
-        nameservers: vec!["10.0.0.1".into(), "10.0.0.2".into()],
-        domain: Some("lan".into()),
-        ..Dns::default()
-    };
+    let mut conf = Dns { nameservers: vec!["10.0.0.1".into()], ..Dns::default() };
+    let ipam =
+        Dns { nameservers: vec!["10.0.0.1".into(), "10.0.0.2".into()], domain: Some("lan".into()), ..Dns::default() };
     conf.merge(&ipam);
     assert_eq!(conf.nameservers, vec!["10.0.0.1", "10.0.0.2"]);
     assert_eq!(conf.domain.as_deref(), Some("lan"));

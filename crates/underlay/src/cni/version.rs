@@ -54,16 +54,12 @@ impl Version {
             let slot = parts.get_mut(i).ok_or_else(|| bad_version(s))?;
             *slot = piece.parse().map_err(|_| bad_version(s))?;
         }
-        Version::ALL
-            .iter()
-            .copied()
-            .find(|v| v.triple() == parts)
-            .ok_or_else(|| {
-                CniError::incompatible(format!(
-                    "unsupported CNI version \"{s}\"; supported versions are {}",
-                    Version::list(Version::ALL)
-                ))
-            })
+        Version::ALL.iter().copied().find(|v| v.triple() == parts).ok_or_else(|| {
+            CniError::incompatible(format!(
+                "unsupported CNI version \"{s}\"; supported versions are {}",
+                Version::list(Version::ALL)
+            ))
+        })
     }
 
     fn triple(self) -> [u32; 3] {
@@ -105,9 +101,7 @@ impl Version {
 }
 
 fn bad_version(s: &str) -> CniError {
-    CniError::incompatible(format!(
-        "invalid CNI version \"{s}\": expected MAJOR.MINOR.PATCH"
-    ))
+    CniError::incompatible(format!("invalid CNI version \"{s}\": expected MAJOR.MINOR.PATCH"))
 }
 
 impl fmt::Display for Version {

@@ -25,33 +25,22 @@ pub fn allocate(
     owner: &Attachment,
     requested: Option<IpAddr>,
 ) -> Result<Allocation, CniError> {
-    let held = store
-        .owned(owner)?
-        .into_iter()
-        .find_map(|ip| set.range_for(ip).map(|r| (ip, r.clone())));
+    let held = store.owned(owner)?.into_iter().find_map(|ip| set.range_for(ip).map(|r| (ip, r.clone())));
     if let Some((ip, range)) = held {
         return match requested {
             Some(want) if want != ip => Err(CniError::config(format!(
                 "container {} interface {} already holds {ip} in range set {index}; it asked for {want}",
                 owner.container_id, owner.ifname
             ))),
-            _ => Ok(Allocation {
-                ip,
-                range,
-                fresh: false,
-            }),
+            _ => Ok(Allocation { ip, range, fresh: false }),
         };
     }
     if let Some(ip) = requested {
-        let range = set.range_for(ip).ok_or_else(|| {
-            CniError::config(format!(
-                "requested address {ip} is not in range set {index} ({set})"
-            ))
-        })?;
+        let range = set
+            .range_for(ip)
+            .ok_or_else(|| CniError::config(format!("requested address {ip} is not in range set {index} ({set})")))?;
         if ip == range.gateway {
-            return Err(CniError::config(format!(
-                "requested address {ip} is the gateway of range {range}"
-            )));
+            return Err(CniError::config(format!("requested address {ip} is the gateway of range {range}")));
         }
         if !store.reserve(ip, owner, index)? {
             return Err(CniError::new(
@@ -59,26 +48,15 @@ pub fn allocate(
                 format!("requested address {ip} is already reserved by another container"),
             ));
         }
-        return Ok(Allocation {
-            ip,
-            range: range.clone(),
-            fresh: true,
-        });
+        return Ok(Allocation { ip, range: range.clone(), fresh: true });
     }
     let last = store.last_reserved(index)?;
     for (ip, range) in set.candidates(last) {
         if store.reserve(ip, owner, index)? {
-            return Ok(Allocation {
-                ip,
-                range: range.clone(),
-                fresh: true,
-            });
+            return Ok(Allocation { ip, range: range.clone(), fresh: true });
         }
     }
-    Err(CniError::new(
-        code::POOL_EXHAUSTED,
-        format!("no free address left in range set {index} ({set})"),
-    ))
+    Err(CniError::new(code::POOL_EXHAUSTED, format!("no free address left in range set {index} ({set})")))
 }
 
 #[cfg(test)]
@@ -99,10 +77,7 @@ mod tests {
     }
 
     fn owner(n: usize) -> Attachment {
-        Attachment {
-            container_id: format!("c{n}"),
-            ifname: "eth0".into(),
-        }
+        Attachment { container_id: format!("c{n}"), ifname: "eth0".into() }
     }
 
     #[test]
@@ -112,48 +87,19 @@ mod tests {
         let a = allocate(&s, 0, &mut st, &owner(1), None).unwrap();
         assert_eq!((a.ip.to_string(), a.fresh), ("10.0.0.10".into(), true));
         let again = allocate(&s, 0, &mut st, &owner(1), None).unwrap();
-        assert_eq!(
-            (again.ip, again.fresh),
-            (a.ip, false),
-            "a repeated ADD gets the same address"
-        );
+        assert_eq!((again.ip, again.fresh), (a.ip, false), "a repeated ADD gets the same address");
         st.release(&owner(1)).unwrap();
         let b = allocate(&s, 0, &mut st, &owner(2), None).unwrap();
-        assert_eq!(
-            b.ip.to_string(),
-            "10.0.0.11",
-            "round-robin: the freed .10 is not reused at once"
-        );
-        let e = allocate(
-            &s,
-            0,
-            &mut st,
-            &owner(3),
-            Some("10.0.0.11".parse().unwrap()),
-        )
-        .unwrap_err();
+        assert_eq!(b.ip.to_string(), "10.0.0.11", "round-robin: the freed .10 is not reused at once");
+        let e = allocate(&s, 0, &mut st, &owner(3), Some("10.0.0.11".parse().unwrap())).unwrap_err();
         assert_eq!(e.code, code::ADDRESS_TAKEN);
-        let c = allocate(
-            &s,
-            0,
-            &mut st,
-            &owner(3),
-            Some("10.0.0.10".parse().unwrap()),
-        )
-        .unwrap();
+        let c = allocate(&s, 0, &mut st, &owner(3), Some("10.0.0.10".parse().unwrap())).unwrap();
         assert_eq!(c.ip.to_string(), "10.0.0.10");
         allocate(&s, 0, &mut st, &owner(4), None).unwrap();
         let e = allocate(&s, 0, &mut st, &owner(5), None).unwrap_err();
         assert_eq!(e.code, code::POOL_EXHAUSTED);
         assert!(e.msg.contains("10.0.0.10-10.0.0.12"), "{}", e.msg);
-        let e = allocate(
-            &s,
-            0,
-            &mut st,
-            &owner(6),
-            Some("10.0.0.50".parse().unwrap()),
-        )
-        .unwrap_err();
+        let e = allocate(&s, 0, &mut st, &owner(6), Some("10.0.0.50".parse().unwrap())).unwrap_err();
         assert_eq!(e.code, 7);
     }
 

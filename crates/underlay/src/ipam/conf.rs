@@ -59,11 +59,7 @@ impl HostLocalConf {
     /// Reads the whole network config (IPAM plugins get the caller's config, not just
     /// the `ipam` section) plus `CNI_ARGS`.
     pub fn parse(raw: &Value, version: Version, args: &CniArgs) -> Result<HostLocalConf, CniError> {
-        let network = raw
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let network = raw.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
         let section = match raw.get("ipam") {
             Some(v @ Value::Object(_)) => typed::<Section>(v.clone(), "ipam")?,
             _ => return Err(CniError::config("network config has no \"ipam\" section")),
@@ -77,25 +73,18 @@ impl HostLocalConf {
         args.check_known(&["IP", "MAC"])?;
         if let Some(s) = args.get("IP") {
             for piece in s.split(',').filter(|p| !p.is_empty()) {
-                requested.push(parse_ip(piece).ok_or_else(|| {
-                    CniError::env(format!("CNI_ARGS IP=\"{piece}\" is not an IP address"))
-                })?);
+                requested.push(
+                    parse_ip(piece)
+                        .ok_or_else(|| CniError::env(format!("CNI_ARGS IP=\"{piece}\" is not an IP address")))?,
+                );
             }
         }
         let args_ips = raw.pointer("/args/cni/ips").cloned().unwrap_or(Value::Null);
-        let args_ips: Vec<String> = if args_ips.is_null() {
-            vec![]
-        } else {
-            typed(args_ips, "args.cni.ips")?
-        };
-        for (key, list) in [
-            ("args.cni.ips", &args_ips),
-            ("runtimeConfig.ips", &runtime.ips),
-        ] {
+        let args_ips: Vec<String> = if args_ips.is_null() { vec![] } else { typed(args_ips, "args.cni.ips")? };
+        for (key, list) in [("args.cni.ips", &args_ips), ("runtimeConfig.ips", &runtime.ips)] {
             for s in list {
-                requested.push(parse_ip(s).ok_or_else(|| {
-                    CniError::config(format!("{key}: \"{s}\" is not an IP address"))
-                })?);
+                requested
+                    .push(parse_ip(s).ok_or_else(|| CniError::config(format!("{key}: \"{s}\" is not an IP address")))?);
             }
         }
 
@@ -111,21 +100,13 @@ impl HostLocalConf {
         }
         confs.extend(section.ranges);
         if confs.is_empty() {
-            return Err(CniError::config(
-                "ipam has neither \"subnet\" nor \"ranges\": no addresses to hand out",
-            ));
+            return Err(CniError::config("ipam has neither \"subnet\" nor \"ranges\": no addresses to hand out"));
         }
-        let range_sets = confs
-            .iter()
-            .enumerate()
-            .map(|(i, c)| RangeSet::canonicalize(c, i))
-            .collect::<Result<Vec<_>, _>>()?;
+        let range_sets =
+            confs.iter().enumerate().map(|(i, c)| RangeSet::canonicalize(c, i)).collect::<Result<Vec<_>, _>>()?;
         for (i, a) in range_sets.iter().enumerate() {
             if let Some(j) = range_sets[i + 1..].iter().position(|b| a.overlaps(b)) {
-                return Err(CniError::config(format!(
-                    "range set {i} overlaps with range set {}",
-                    i + j + 1
-                )));
+                return Err(CniError::config(format!("range set {i} overlaps with range set {}", i + j + 1)));
             }
         }
         let v4 = range_sets.iter().filter(|s| s.is_ipv4()).count();
@@ -139,9 +120,7 @@ impl HostLocalConf {
             version,
             range_sets,
             routes: section.routes,
-            data_dir: section
-                .data_dir
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: section.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             resolv_conf: section.resolv_conf,
             requested,
             reclaim_after_reboot: section.reclaim_after_reboot.unwrap_or(true),
@@ -156,9 +135,7 @@ impl HostLocalConf {
 
 /// An address with or without a prefix (`10.0.0.5` or `10.0.0.5/24`).
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    s.parse::<IpAddr>()
-        .ok()
-        .or_else(|| s.parse::<IpNet>().ok().map(|n| n.addr()))
+    s.parse::<IpAddr>().ok().or_else(|| s.parse::<IpNet>().ok().map(|n| n.addr()))
 }
 
 #[cfg(test)]
@@ -180,10 +157,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.range_sets.len(), 1);
         assert_eq!(c.range_sets[0].0[0].start.to_string(), "192.168.1.100");
-        assert_eq!(
-            c.store_dir(),
-            PathBuf::from("/var/lib/cni/networks/macvlan-conf")
-        );
+        assert_eq!(c.store_dir(), PathBuf::from("/var/lib/cni/networks/macvlan-conf"));
         assert!(c.reclaim_after_reboot);
     }
 
@@ -198,11 +172,7 @@ mod tests {
         .unwrap();
         let req: Vec<String> = c.requested.iter().map(|i| i.to_string()).collect();
         assert_eq!(req, ["10.0.0.5", "2001:db8::9", "10.0.0.7"]);
-        let subnets: Vec<String> = c
-            .range_sets
-            .iter()
-            .map(|s| s.0[0].subnet.to_string())
-            .collect();
+        let subnets: Vec<String> = c.range_sets.iter().map(|s| s.0[0].subnet.to_string()).collect();
         assert_eq!(subnets, ["10.1.0.0/24", "10.0.0.0/24", "2001:db8::/64"]);
     }
 
@@ -211,36 +181,16 @@ mod tests {
         let cases = [
             (json!({"name":"n"}), "", 7, "ipam"),
             (json!({"name":"n","ipam":{}}), "", 7, "subnet"),
-            (
-                json!({"name":"n","ipam":{"subnet":"10.0.0.0/33"}}),
-                "",
-                7,
-                "ipam.subnet",
-            ),
+            (json!({"name":"n","ipam":{"subnet":"10.0.0.0/33"}}), "", 7, "ipam.subnet"),
             (
                 json!({"name":"n","ipam":{"subnet":"10.0.0.0/24","ranges":[[{"subnet":"10.0.0.0/25"}]]}}),
                 "",
                 7,
                 "overlaps",
             ),
-            (
-                json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"},"runtimeConfig":{"ips":["nope"]}}),
-                "",
-                7,
-                "nope",
-            ),
-            (
-                json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}),
-                "IP=10.0.0.999",
-                4,
-                "10.0.0.999",
-            ),
-            (
-                json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}),
-                "FOO=1",
-                2,
-                "FOO",
-            ),
+            (json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"},"runtimeConfig":{"ips":["nope"]}}), "", 7, "nope"),
+            (json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}), "IP=10.0.0.999", 4, "10.0.0.999"),
+            (json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}), "FOO=1", 2, "FOO"),
         ];
         for (v, args, code, needle) in cases {
             let e = parse(v.clone(), args).unwrap_err();

@@ -4,76 +4,38 @@
 //!
 //! What the reference does in O(n) (it reads every reservation on every call to find a
 //! container's addresses) is O(1) here: an owner index lives beside the store, in
-//! `<dataDir>/.underlay/<network>/`, which the reference never looks at. The index is
+//! `<dataDir>/.underlay/<network>/`, where the reference never looks. The index is
 //! trusted only while the store directory's inode, mtime and ctime are what the index
 //! last saw; any change made by someone else (the reference plugin, an operator)
 //! changes them, and the index is rebuilt from the files. The boot ID is kept there
 //! too, so reservations made before a reboot can be recognised.
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
+use super::boot::Boot;
+use super::owner_index::{OwnerIndex, Stamp, State, load_state, save_state, write_in_place};
 use super::store::{Store, decode_owner, encode_owner};
 use crate::cni::{Attachment, CniError};
 
 const LAST_RESERVED: &str = "last_reserved_ip.";
 const SIDE_DIR: &str = ".underlay";
-
-/// The running boot: its random ID and when it started (seconds since the epoch).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Boot {
-    pub id: String,
-    pub btime: i64,
-}
-
-impl Boot {
-    pub fn current() -> Result<Boot, CniError> {
-        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map_err(|e| CniError::io(format!("read boot id: {e}")))?
-            .trim()
-            .to_string();
-        let stat = fs::read_to_string("/proc/stat")
-            .map_err(|e| CniError::io(format!("read /proc/stat: {e}")))?;
-        let btime = stat
-            .lines()
-            .find_map(|l| l.strip_prefix("btime "))
-            .and_then(|v| v.trim().parse().ok())
-            .ok_or_else(|| CniError::io("no btime in /proc/stat"))?;
-        Ok(Boot { id, btime })
-    }
-}
-
-/// What the index last saw of the store directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
-    ino: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct State {
-    boot_id: String,
-    store: Option<Stamp>,
-}
-
-enum Index {
-    /// `<side>/owners/` is in step with the store.
-    Files(PathBuf),
-    /// No side directory could be used: built by reading every reservation.
-    Memory(HashMap<Attachment, Vec<IpAddr>>),
-}
+/// Released reservation files are kept (renamed) in this many spare slots beside the
+/// store and reused for the next reservation: on ext4, allocating a fresh inode right
+/// after many were freed costs more than the rest of an ADD.
+const SPARES: usize = 16;
 
 /// An open, locked store. The lock is released when it is dropped.
 pub struct DiskStore {
     dir: PathBuf,
-    index: Index,
+    index: OwnerIndex,
     boot_id: String,
     /// The store changed since the index's stamp was written.
     dirty: bool,
@@ -86,65 +48,8 @@ fn io(what: impl std::fmt::Display, e: std::io::Error) -> CniError {
     CniError::io(format!("{what}: {e}"))
 }
 
-fn stamp(dir: &Path) -> Result<Stamp, CniError> {
-    let m = fs::metadata(dir).map_err(|e| io(format_args!("stat {}", dir.display()), e))?;
-    Ok(Stamp {
-        ino: m.ino(),
-        mtime: (m.mtime(), m.mtime_nsec()),
-        ctime: (m.ctime(), m.ctime_nsec()),
-    })
-}
-
-/// Writes `content` to `dest` through a temporary file in `tmp_dir` and a rename, so a
-/// reader never sees half of it.
-fn write_atomic(tmp_dir: &Path, dest: &Path, content: &[u8]) -> Result<(), CniError> {
-    let tmp = tmp_dir.join(format!(".tmp-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(content)?;
-        fs::rename(&tmp, dest)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io(format_args!("write {}", dest.display()), e)
-    })
-}
-
-fn owner_file_name(owner: &Attachment) -> String {
-    let plain = format!("{}:{}", owner.container_id, owner.ifname);
-    if plain.len() <= 200 && !plain.starts_with('.') && !plain.contains(['/', '\0']) {
-        return plain;
-    }
-    // FNV-1a: names too long for the filesystem get a stable short one; the file
-    // itself names its owner, so a collision is detected, not trusted.
-    let hash = plain.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("#{hash:016x}")
-}
-
-/// An owner file: its owner on two lines, then one address per line.
-fn encode_owner_file(owner: &Attachment, ips: &[IpAddr]) -> String {
-    let mut s = format!("{}\n{}\n", owner.container_id, owner.ifname);
-    for ip in ips {
-        s += &format!("{ip}\n");
-    }
-    s
-}
-
-fn decode_owner_file(text: &str, owner: &Attachment) -> Vec<IpAddr> {
-    let mut lines = text.lines();
-    if lines.next() != Some(owner.container_id.as_str())
-        || lines.next() != Some(owner.ifname.as_str())
-    {
-        return Vec::new();
-    }
-    lines.filter_map(|l| l.parse().ok()).collect()
+fn ip_named(entry: &fs::DirEntry) -> Option<IpAddr> {
+    entry.file_name().to_str()?.parse().ok()
 }
 
 impl DiskStore {
@@ -165,71 +70,42 @@ impl DiskStore {
             .mode(0o644)
             .open(dir.join("lock"))
             .map_err(|e| io(format_args!("open {}/lock", dir.display()), e))?;
-        lock.lock()
-            .map_err(|e| io(format_args!("lock {}/lock", dir.display()), e))?;
+        lock.lock().map_err(|e| io(format_args!("lock {}/lock", dir.display()), e))?;
         let mut store = DiskStore {
             dir: dir.to_path_buf(),
-            index: Index::Memory(HashMap::new()),
+            index: OwnerIndex::Memory(HashMap::new()),
             boot_id: boot.id.clone(),
             dirty: false,
             reclaimed: Vec::new(),
             _lock: lock,
         };
-        let side = dir
-            .parent()
-            .zip(dir.file_name())
-            .map(|(p, n)| p.join(SIDE_DIR).join(n));
-        let side = side.filter(|s| {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(s.join("owners"))
-                .is_ok()
-        });
-        let state: State = side
-            .as_ref()
-            .and_then(|s| fs::read(s.join("state")).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let side = dir.parent().zip(dir.file_name()).map(|(p, n)| p.join(SIDE_DIR).join(n));
+        let side = side.filter(|s| fs::DirBuilder::new().recursive(true).mode(0o700).create(s.join("owners")).is_ok());
+        let state = side.as_deref().map(load_state).unwrap_or_default();
         let new_boot = state.boot_id != boot.id;
         if new_boot && reclaim {
             store.reclaim_before(boot.btime)?;
         }
         match side {
-            Some(side) if !new_boot && state.store == Some(stamp(dir)?) => {
-                store.index = Index::Files(side)
+            Some(side) if !new_boot && state.store == Some(Stamp::of(dir)?) => {
+                store.index = OwnerIndex::Buckets(side.join("owners"));
             }
             Some(side) => {
+                store.index = OwnerIndex::Buckets(side.join("owners"));
                 let owners = store.scan_owners()?;
-                store.index = Index::Files(side);
-                store.rewrite_owner_files(&owners)?;
+                store.index.rebuild(owners)?;
                 store.dirty = true;
                 store.commit()?;
             }
-            None => store.index = Index::Memory(store.scan_owners()?),
+            None => store.index = OwnerIndex::Memory(store.scan_owners()?),
         }
         Ok(store)
     }
 
     /// Every reservation file: (address, owner or `None` if unreadable).
     fn scan(&self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {
-        let entries = fs::read_dir(&self.dir)
-            .map_err(|e| io(format_args!("read {}", self.dir.display()), e))?;
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let Some(ip) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<IpAddr>().ok())
-            else {
-                continue;
-            };
-            let owner = fs::read_to_string(entry.path())
-                .ok()
-                .and_then(|t| decode_owner(&t));
-            out.push((ip, owner));
-        }
-        Ok(out)
+        let entries = fs::read_dir(&self.dir).map_err(|e| io(format_args!("read {}", self.dir.display()), e))?;
+        Ok(entries.flatten().filter_map(|e| Some((ip_named(&e)?, self.record_at(&e.path())))).collect())
     }
 
     fn scan_owners(&self) -> Result<HashMap<Attachment, Vec<IpAddr>>, CniError> {
@@ -245,16 +121,9 @@ impl DiskStore {
     /// Drops reservation files last changed before the running boot started: their
     /// containers' namespaces died with the previous boot.
     fn reclaim_before(&mut self, btime: i64) -> Result<(), CniError> {
-        let entries = fs::read_dir(&self.dir)
-            .map_err(|e| io(format_args!("read {}", self.dir.display()), e))?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| io(format_args!("read {}", self.dir.display()), e))?;
         for entry in entries.flatten() {
-            let Some(ip) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<IpAddr>().ok())
-            else {
-                continue;
-            };
+            let Some(ip) = ip_named(&entry) else { continue };
             let stale = entry.metadata().map(|m| m.ctime() < btime).unwrap_or(false);
             if stale && fs::remove_file(entry.path()).is_ok() {
                 self.reclaimed.push(ip);
@@ -264,87 +133,18 @@ impl DiskStore {
         Ok(())
     }
 
-    fn side(&self) -> Option<&Path> {
-        match &self.index {
-            Index::Files(side) => Some(side),
-            Index::Memory(_) => None,
-        }
-    }
-
-    fn rewrite_owner_files(
-        &self,
-        owners: &HashMap<Attachment, Vec<IpAddr>>,
-    ) -> Result<(), CniError> {
-        let Some(side) = self.side() else {
-            return Ok(());
-        };
-        let dir = side.join("owners");
-        if let Ok(entries) = fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-        for (owner, ips) in owners {
-            write_atomic(
-                side,
-                &dir.join(owner_file_name(owner)),
-                encode_owner_file(owner, ips).as_bytes(),
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Addresses the index lists for exactly this owner record.
-    fn indexed(&self, owner: &Attachment) -> Vec<IpAddr> {
-        match &self.index {
-            Index::Files(side) => {
-                fs::read_to_string(side.join("owners").join(owner_file_name(owner)))
-                    .map(|t| decode_owner_file(&t, owner))
-                    .unwrap_or_default()
-            }
-            Index::Memory(m) => m.get(owner).cloned().unwrap_or_default(),
-        }
-    }
-
-    fn set_indexed(&mut self, owner: &Attachment, ips: Vec<IpAddr>) -> Result<(), CniError> {
-        match &mut self.index {
-            Index::Files(side) => {
-                let path = side.join("owners").join(owner_file_name(owner));
-                if ips.is_empty() {
-                    match fs::remove_file(&path) {
-                        Err(e) if e.kind() != ErrorKind::NotFound => {
-                            Err(io(format_args!("remove {}", path.display()), e))
-                        }
-                        _ => Ok(()),
-                    }
-                } else {
-                    write_atomic(side, &path, encode_owner_file(owner, &ips).as_bytes())
-                }
-            }
-            Index::Memory(m) => {
-                if ips.is_empty() {
-                    m.remove(owner);
-                } else {
-                    m.insert(owner.clone(), ips);
-                }
-                Ok(())
-            }
-        }
+    fn record_at(&self, path: &Path) -> Option<Attachment> {
+        fs::read_to_string(path).ok().and_then(|t| decode_owner(&t))
     }
 
     /// The owner recorded in the reservation file for `ip`, if it exists.
     fn record(&self, ip: IpAddr) -> Option<Attachment> {
-        fs::read_to_string(self.dir.join(ip.to_string()))
-            .ok()
-            .and_then(|t| decode_owner(&t))
+        self.record_at(&self.dir.join(ip.to_string()))
     }
 
     /// Addresses held under exactly this owner record, checked against the files.
     fn held_by_record(&self, record: &Attachment) -> Vec<IpAddr> {
-        self.indexed(record)
-            .into_iter()
-            .filter(|ip| self.record(*ip).as_ref() == Some(record))
-            .collect()
+        self.index.get(record).into_iter().filter(|ip| self.record(*ip).as_ref() == Some(record)).collect()
     }
 
     /// Makes the index's stamp match the store again; until then a crash leaves the
@@ -353,58 +153,122 @@ impl DiskStore {
         if !self.dirty {
             return Ok(());
         }
-        if let Some(side) = self.side() {
-            let state = State {
-                boot_id: self.boot_id.clone(),
-                store: Some(stamp(&self.dir)?),
-            };
-            let bytes = serde_json::to_vec(&state).expect("state serializes");
-            write_atomic(side, &side.join("state"), &bytes)?;
+        if let Some(side) = self.index.side() {
+            save_state(side, &State { boot_id: self.boot_id.clone(), store: Some(Stamp::of(&self.dir)?) })?;
         }
         self.dirty = false;
         Ok(())
     }
 
-    /// Creates the reservation file with its content in one step: the record is
-    /// written to a temporary file beside the store and hard-linked into place, which
-    /// fails if the address is taken. A reader never sees an empty reservation.
+    /// Creates the reservation file with its content in one step, so no reader (and
+    /// no crash) ever sees an empty one: the record is written into a file that has no
+    /// name in the store yet (a spare, or an O_TMPFILE) and then linked into place,
+    /// which fails if the address is taken. Without either, the reference's way.
     fn create_record(&self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
         let dest = self.dir.join(ip.to_string());
         let content = encode_owner(owner);
-        if let Some(side) = self.side() {
-            let tmp = side.join(format!(".rec-{}", std::process::id()));
-            let linked = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .and_then(|mut f| f.write_all(content.as_bytes()))
-                .and_then(|()| fs::hard_link(&tmp, &dest));
-            let _ = fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => return Ok(true),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
-                // Not on the same filesystem: fall through to the reference's way.
-                Err(e) if e.kind() == ErrorKind::CrossesDevices => {}
-                Err(e) => return Err(io(format_args!("reserve {}", dest.display()), e)),
-            }
+        let what = || format!("reserve {}", dest.display());
+        if let Some(taken) = self.reuse_spare(&dest, content.as_bytes()).map_err(|e| io(what(), e))? {
+            return Ok(taken);
         }
-        let mut f = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&dest)
-        {
+        match OpenOptions::new().write(true).mode(0o600).custom_flags(libc::O_TMPFILE).open(&self.dir) {
+            Ok(mut f) => {
+                f.write_all(content.as_bytes()).map_err(|e| io(what(), e))?;
+                return link_fd(&f, &dest).map_err(|e| io(what(), e));
+            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {}
+            Err(e) => return Err(io(what(), e)),
+        }
+        let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&dest) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(io(format_args!("reserve {}", dest.display()), e)),
+            Err(e) => return Err(io(what(), e)),
         };
         if let Err(e) = f.write_all(content.as_bytes()) {
             let _ = fs::remove_file(&dest);
-            return Err(io(format_args!("write {}", dest.display()), e));
+            return Err(io(what(), e));
         }
         Ok(true)
+    }
+
+    /// Writes `content` into a spare file and links it to `dest`. `None` when there is
+    /// no usable spare.
+    fn reuse_spare(&self, dest: &Path, content: &[u8]) -> std::io::Result<Option<bool>> {
+        use std::os::unix::fs::FileExt;
+        let Some(side) = self.index.side() else { return Ok(None) };
+        for k in 0..SPARES {
+            let spare = side.join(format!("spare.{k}"));
+            let f = match OpenOptions::new().write(true).open(&spare) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            // A spare still linked into the store (a crash between link and unlink)
+            // is someone's reservation: drop the spare name, never write into it.
+            if f.metadata()?.nlink() != 1 {
+                fs::remove_file(&spare)?;
+                continue;
+            }
+            f.write_all_at(content, 0)?;
+            f.set_len(content.len() as u64)?;
+            return match fs::hard_link(&spare, dest) {
+                Ok(()) => fs::remove_file(&spare).map(|()| Some(true)),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(Some(false)),
+                Err(e) => Err(e),
+            };
+        }
+        Ok(None)
+    }
+
+    /// Removes the reservation file for `ip`, keeping its inode as a spare when a slot
+    /// is free. `Ok(false)` if there was none.
+    fn unlink_record(&self, ip: IpAddr) -> Result<bool, CniError> {
+        let path = self.dir.join(ip.to_string());
+        if let Some(side) = self.index.side() {
+            for k in 0..SPARES {
+                match rename_noreplace(&path, &side.join(format!("spare.{k}"))) {
+                    Ok(()) => return Ok(true),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                    Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                    // Another filesystem, or no renameat2: plain unlink below.
+                    Err(_) => break,
+                }
+            }
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io(format_args!("release {}", path.display()), e)),
+        }
+    }
+}
+
+fn cstr(p: &Path) -> std::io::Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| ErrorKind::InvalidInput.into())
+}
+
+/// rename(2) that fails with EEXIST instead of replacing `to`.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (from, to) = (cstr(from)?, cstr(to)?);
+    // SAFETY: both paths are valid NUL-terminated strings for the duration of the call.
+    let r =
+        unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE) };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Gives the unnamed file `f` the name `dest`; `Ok(false)` if `dest` exists.
+fn link_fd(f: &File, dest: &Path) -> std::io::Result<bool> {
+    let from = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("no NUL");
+    let to = cstr(dest)?;
+    // SAFETY: both paths are valid NUL-terminated strings for the duration of the call.
+    let r =
+        unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    if r == 0 {
+        return Ok(true);
+    }
+    match std::io::Error::last_os_error() {
+        e if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+        e => Err(e),
     }
 }
 
@@ -414,26 +278,15 @@ impl Store for DiskStore {
             return Ok(false);
         }
         self.dirty = true;
-        let mut ips = self.indexed(owner);
+        let mut ips = self.index.get(owner);
         ips.push(ip);
-        self.set_indexed(owner, ips)?;
-        let tmp_dir = self
-            .side()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.dir.clone());
-        write_atomic(
-            &tmp_dir,
-            &self.dir.join(format!("{LAST_RESERVED}{set}")),
-            ip.to_string().as_bytes(),
-        )?;
+        self.index.set(owner, &ips)?;
+        write_in_place(&self.dir.join(format!("{LAST_RESERVED}{set}")), ip.to_string().as_bytes())?;
         Ok(true)
     }
 
     fn owned(&mut self, owner: &Attachment) -> Result<Vec<IpAddr>, CniError> {
-        let old = Attachment {
-            container_id: owner.container_id.clone(),
-            ifname: String::new(),
-        };
+        let old = Attachment { container_id: owner.container_id.clone(), ifname: String::new() };
         let mut ips = self.held_by_record(owner);
         if !owner.ifname.is_empty() {
             ips.extend(self.held_by_record(&old));
@@ -451,44 +304,31 @@ impl Store for DiskStore {
             ips = self.held_by_record(&record);
         }
         for ip in &ips {
-            let path = self.dir.join(ip.to_string());
-            match fs::remove_file(&path) {
-                Err(e) if e.kind() != ErrorKind::NotFound => {
-                    return Err(io(format_args!("release {}", path.display()), e));
-                }
-                _ => self.dirty = true,
-            }
+            self.unlink_record(*ip)?;
+            self.dirty = true;
         }
-        self.set_indexed(&record, Vec::new())?;
+        if !ips.is_empty() {
+            self.index.set(&record, &[])?;
+        }
         Ok(ips)
     }
 
     fn remove(&mut self, ip: IpAddr) -> Result<(), CniError> {
         let owner = self.record(ip);
-        let path = self.dir.join(ip.to_string());
-        match fs::remove_file(&path) {
-            Ok(()) => self.dirty = true,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io(format_args!("remove {}", path.display()), e)),
+        if !self.unlink_record(ip)? {
+            return Ok(());
         }
+        self.dirty = true;
         if let Some(owner) = owner {
-            let ips: Vec<IpAddr> = self
-                .indexed(&owner)
-                .into_iter()
-                .filter(|i| *i != ip)
-                .collect();
-            self.set_indexed(&owner, ips)?;
+            let ips: Vec<IpAddr> = self.index.get(&owner).into_iter().filter(|i| *i != ip).collect();
+            self.index.set(&owner, &ips)?;
         }
         Ok(())
     }
 
     fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, CniError> {
         // A missing or torn file only costs round-robin its starting point.
-        Ok(
-            fs::read_to_string(self.dir.join(format!("{LAST_RESERVED}{set}")))
-                .ok()
-                .and_then(|s| s.trim().parse().ok()),
-        )
+        Ok(fs::read_to_string(self.dir.join(format!("{LAST_RESERVED}{set}"))).ok().and_then(|s| s.trim().parse().ok()))
     }
 
     fn reservations(&mut self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {

@@ -1,18 +1,13 @@
 use super::*;
+use crate::ipam::boot::Boot;
 use std::os::unix::fs::PermissionsExt;
 
 fn boot(id: &str, btime: i64) -> Boot {
-    Boot {
-        id: id.into(),
-        btime,
-    }
+    Boot { id: id.into(), btime }
 }
 
 fn owner(id: &str, ifname: &str) -> Attachment {
-    Attachment {
-        container_id: id.into(),
-        ifname: ifname.into(),
-    }
+    Attachment { container_id: id.into(), ifname: ifname.into() }
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -24,32 +19,17 @@ fn files_are_in_the_reference_format() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().join("seed");
     let mut st = DiskStore::open(&dir, &boot("a", 0), true).unwrap();
-    assert!(
-        st.reserve(ip("192.168.1.100"), &owner("abc", "eth0"), 0)
-            .unwrap()
-    );
-    assert!(
-        !st.reserve(ip("192.168.1.100"), &owner("other", "eth0"), 0)
-            .unwrap(),
-        "O_EXCL semantics"
-    );
+    assert!(st.reserve(ip("192.168.1.100"), &owner("abc", "eth0"), 0).unwrap());
+    assert!(!st.reserve(ip("192.168.1.100"), &owner("other", "eth0"), 0).unwrap(), "O_EXCL semantics");
     drop(st);
     let rec = dir.join("192.168.1.100");
     assert_eq!(fs::read(&rec).unwrap(), b"abc\r\neth0");
-    assert_eq!(
-        fs::metadata(&rec).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
-    assert_eq!(
-        fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap(),
-        "192.168.1.100"
-    );
+    assert_eq!(fs::metadata(&rec).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(fs::read_to_string(dir.join("last_reserved_ip.0")).unwrap(), "192.168.1.100");
     assert!(dir.join("lock").is_file());
     // Nothing but the reference's names lives in the store directory.
-    let mut names: Vec<String> = fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     assert_eq!(names, ["192.168.1.100", "last_reserved_ip.0", "lock"]);
 }
@@ -61,8 +41,7 @@ fn index_finds_owners_and_notices_changes_made_by_others() {
     let b = boot("a", 0);
     let mut st = DiskStore::open(&dir, &b, true).unwrap();
     st.reserve(ip("10.0.0.2"), &owner("c1", "eth0"), 0).unwrap();
-    st.reserve(ip("2001:db8::2"), &owner("c1", "eth0"), 1)
-        .unwrap();
+    st.reserve(ip("2001:db8::2"), &owner("c1", "eth0"), 1).unwrap();
     st.reserve(ip("10.0.0.3"), &owner("c2", "eth0"), 0).unwrap();
     drop(st);
     // Another plugin (the reference) adds and removes reservations behind our back.
@@ -75,16 +54,9 @@ fn index_finds_owners_and_notices_changes_made_by_others() {
     assert_eq!(c1, [ip("10.0.0.2"), ip("2001:db8::2")]);
     assert!(st.owned(&owner("c2", "eth0")).unwrap().is_empty());
     assert_eq!(st.owned(&owner("c9", "eth0")).unwrap(), [ip("10.0.0.9")]);
-    assert_eq!(
-        st.owned(&owner("c10", "net1")).unwrap(),
-        [ip("10.0.0.10")],
-        "old records match any interface"
-    );
+    assert_eq!(st.owned(&owner("c10", "net1")).unwrap(), [ip("10.0.0.10")], "old records match any interface");
     assert_eq!(st.release(&owner("c9", "eth0")).unwrap(), [ip("10.0.0.9")]);
-    assert_eq!(
-        st.release(&owner("c10", "eth0")).unwrap(),
-        [ip("10.0.0.10")]
-    );
+    assert_eq!(st.release(&owner("c10", "eth0")).unwrap(), [ip("10.0.0.10")]);
     assert!(!dir.join("10.0.0.9").exists() && !dir.join("10.0.0.10").exists());
     st.remove(ip("10.0.0.2")).unwrap();
     assert_eq!(st.owned(&owner("c1", "eth0")).unwrap(), [ip("2001:db8::2")]);
@@ -102,10 +74,7 @@ fn a_stale_index_entry_is_never_trusted() {
     fs::write(dir.join("10.0.0.2"), "c2\r\neth0").unwrap();
     assert!(st.owned(&owner("c1", "eth0")).unwrap().is_empty());
     assert!(st.release(&owner("c1", "eth0")).unwrap().is_empty());
-    assert!(
-        dir.join("10.0.0.2").exists(),
-        "someone else's reservation is left alone"
-    );
+    assert!(dir.join("10.0.0.2").exists(), "someone else's reservation is left alone");
 }
 
 #[test]
@@ -116,10 +85,7 @@ fn reservations_from_before_a_reboot_are_reclaimed_once() {
     st.reserve(ip("10.0.0.2"), &owner("c1", "eth0"), 0).unwrap();
     st.reserve(ip("10.0.0.3"), &owner("c2", "eth0"), 0).unwrap();
     drop(st);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     // Same boot: nothing happens.
     let st = DiskStore::open(&dir, &boot("before", now + 100), true).unwrap();
     assert!(st.reclaimed.is_empty());
@@ -138,10 +104,7 @@ fn reservations_from_before_a_reboot_are_reclaimed_once() {
     let mut gone = st.reclaimed.clone();
     gone.sort();
     assert_eq!(gone, [ip("10.0.0.2"), ip("10.0.0.3")]);
-    assert!(
-        st.owned(&owner("c1", "eth0")).unwrap().is_empty(),
-        "the index forgot them too"
-    );
+    assert!(st.owned(&owner("c1", "eth0")).unwrap().is_empty(), "the index forgot them too");
     st.reserve(ip("10.0.0.4"), &owner("c3", "eth0"), 0).unwrap();
     drop(st);
     let st = DiskStore::open(&dir, &boot("after-3", now + 100), true).unwrap();
@@ -170,4 +133,26 @@ fn a_torn_last_reserved_file_only_resets_round_robin() {
     fs::write(dir.join("last_reserved_ip.0"), "10.0.").unwrap();
     assert_eq!(st.last_reserved(0).unwrap(), None);
     assert_eq!(st.last_reserved(7).unwrap(), None);
+}
+
+#[test]
+fn released_files_are_reused_and_a_spare_still_in_the_store_is_never_written() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("n");
+    let mut st = DiskStore::open(&dir, &boot("a", 0), true).unwrap();
+    st.reserve(ip("10.0.0.2"), &owner("c1", "eth0"), 0).unwrap();
+    let ino = fs::metadata(dir.join("10.0.0.2")).unwrap().ino();
+    st.release(&owner("c1", "eth0")).unwrap();
+    assert!(!dir.join("10.0.0.2").exists());
+    st.reserve(ip("10.0.0.3"), &owner("c2", "eth0"), 0).unwrap();
+    assert_eq!(fs::metadata(dir.join("10.0.0.3")).unwrap().ino(), ino, "the released inode was reused");
+    assert_eq!(fs::read(dir.join("10.0.0.3")).unwrap(), b"c2\r\neth0");
+    // A crash between linking a spare into the store and dropping its spare name
+    // leaves one inode with two names; it must not be reused.
+    let spare = data.path().join(".underlay/n/spare.0");
+    fs::hard_link(dir.join("10.0.0.3"), &spare).unwrap();
+    st.reserve(ip("10.0.0.4"), &owner("c3", "eth0"), 0).unwrap();
+    assert_eq!(fs::read(dir.join("10.0.0.3")).unwrap(), b"c2\r\neth0", "c2's record untouched");
+    assert_eq!(fs::read(dir.join("10.0.0.4")).unwrap(), b"c3\r\neth0");
+    assert!(!spare.exists());
 }

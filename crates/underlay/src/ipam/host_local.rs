@@ -4,8 +4,9 @@
 use std::net::IpAddr;
 
 use super::allocator::allocate;
+use super::boot::Boot;
 use super::conf::HostLocalConf;
-use super::disk::{Boot, DiskStore};
+use super::disk::DiskStore;
 use super::resolv;
 use super::store::{Store, matches};
 use crate::cni::{Attachment, CniError, CniResult, IpConfig, code};
@@ -28,27 +29,17 @@ pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniErr
     let mut ips = Vec::new();
     let outcome = (|| {
         for (i, set) in conf.range_sets.iter().enumerate() {
-            let want = requested
-                .iter()
-                .position(|ip| set.contains(*ip))
-                .map(|p| requested.remove(p));
+            let want = requested.iter().position(|ip| set.contains(*ip)).map(|p| requested.remove(p));
             let a = allocate(set, i, &mut store, owner, want)
                 .map_err(|e| e.context(format!("allocate from range set {i}")))?;
             if a.fresh {
                 fresh.push(a.ip);
             }
-            ips.push(IpConfig {
-                interface: None,
-                address: a.range.with_prefix(a.ip),
-                gateway: Some(a.range.gateway),
-            });
+            ips.push(IpConfig { interface: None, address: a.range.with_prefix(a.ip), gateway: Some(a.range.gateway) });
         }
         if !requested.is_empty() {
             let list: Vec<String> = requested.iter().map(IpAddr::to_string).collect();
-            return Err(CniError::config(format!(
-                "requested addresses {} are in none of the ranges",
-                list.join(", ")
-            )));
+            return Err(CniError::config(format!("requested addresses {} are in none of the ranges", list.join(", "))));
         }
         Ok(())
     })();
@@ -59,12 +50,7 @@ pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniErr
         return Err(e);
     }
     store.commit()?;
-    Ok(CniResult {
-        interfaces: vec![],
-        ips,
-        routes: conf.routes.clone(),
-        dns,
-    })
+    Ok(CniResult { interfaces: vec![], ips, routes: conf.routes.clone(), dns })
 }
 
 /// Frees everything `owner` holds in this network. Succeeds if it holds nothing.
@@ -77,11 +63,7 @@ pub fn del(conf: &HostLocalConf, owner: &Attachment) -> Result<Vec<IpAddr>, CniE
 
 /// `owner` holds an address in every range set, and every address `prev` lists from
 /// these ranges is held by it.
-pub fn check(
-    conf: &HostLocalConf,
-    owner: &Attachment,
-    prev: Option<&CniResult>,
-) -> Result<(), CniError> {
+pub fn check(conf: &HostLocalConf, owner: &Attachment, prev: Option<&CniResult>) -> Result<(), CniError> {
     let mut store = open(conf)?;
     let held = store.owned(owner)?;
     for (i, set) in conf.range_sets.iter().enumerate() {
@@ -95,18 +77,11 @@ pub fn check(
             ));
         }
     }
-    for ip in prev
-        .into_iter()
-        .flat_map(|r| &r.ips)
-        .map(|c| c.address.addr())
-    {
+    for ip in prev.into_iter().flat_map(|r| &r.ips).map(|c| c.address.addr()) {
         if conf.range_sets.iter().any(|s| s.contains(ip)) && !held.contains(&ip) {
             return Err(CniError::new(
                 code::CHECK_FAILED,
-                format!(
-                    "address {ip} from prevResult is not reserved for container {}",
-                    owner.container_id
-                ),
+                format!("address {ip} from prevResult is not reserved for container {}", owner.container_id),
             ));
         }
     }
@@ -131,23 +106,15 @@ pub fn gc(conf: &HostLocalConf, valid: &[Attachment]) -> Result<Vec<IpAddr>, Cni
     }
     store.commit()?;
     if !errors.is_empty() {
-        return Err(CniError::io(format!(
-            "GC could not remove every stale reservation: {}",
-            errors.join("; ")
-        )));
+        return Err(CniError::io(format!("GC could not remove every stale reservation: {}", errors.join("; "))));
     }
     Ok(removed)
 }
 
 /// Ready for ADD: the store opens and every range set has a free address; else 50.
 pub fn status(conf: &HostLocalConf) -> Result<(), CniError> {
-    let mut store =
-        open(conf).map_err(|e| CniError::not_available(format!("store unusable: {}", e.msg)))?;
-    let held: Vec<IpAddr> = store
-        .reservations()?
-        .into_iter()
-        .map(|(ip, _)| ip)
-        .collect();
+    let mut store = open(conf).map_err(|e| CniError::not_available(format!("store unusable: {}", e.msg)))?;
+    let held: Vec<IpAddr> = store.reservations()?.into_iter().map(|(ip, _)| ip).collect();
     for (i, set) in conf.range_sets.iter().enumerate() {
         let used = held.iter().filter(|ip| set.contains(**ip)).count() as u128;
         if used >= set.size() {

@@ -2,9 +2,11 @@
 //! that is byte-compatible with the reference plugin's.
 
 pub mod allocator;
+pub mod boot;
 pub mod conf;
 pub mod disk;
 pub mod host_local;
+pub mod owner_index;
 pub mod range;
 pub mod resolv;
 pub mod store;

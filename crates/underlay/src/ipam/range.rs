@@ -59,9 +59,7 @@ impl RangeConf {
             )));
         }
         if subnet.prefix_len() + 2 > subnet.max_prefix_len() {
-            return Err(CniError::config(format!(
-                "subnet \"{subnet}\" is too small to allocate from"
-            )));
+            return Err(CniError::config(format!("subnet \"{subnet}\" is too small to allocate from")));
         }
         let net = to_u128(subnet.network());
         let first = from_u128(net + 1, subnet.addr());
@@ -73,9 +71,7 @@ impl RangeConf {
             if subnet.contains(&ip) {
                 Ok(ip)
             } else {
-                Err(CniError::config(format!(
-                    "{key} \"{ip}\" is not in subnet \"{subnet}\""
-                )))
+                Err(CniError::config(format!("{key} \"{ip}\" is not in subnet \"{subnet}\"")))
             }
         };
         let gateway = match self.gateway {
@@ -91,23 +87,15 @@ impl RangeConf {
             None => last,
         };
         if to_u128(start) > to_u128(end) {
-            return Err(CniError::config(format!(
-                "rangeStart \"{start}\" is after rangeEnd \"{end}\""
-            )));
+            return Err(CniError::config(format!("rangeStart \"{start}\" is after rangeEnd \"{end}\"")));
         }
-        Ok(Range {
-            subnet,
-            start,
-            end,
-            gateway,
-        })
+        Ok(Range { subnet, start, end, gateway })
     }
 }
 
 impl Range {
     pub fn contains(&self, ip: IpAddr) -> bool {
-        ip.is_ipv4() == self.start.is_ipv4()
-            && (to_u128(self.start)..=to_u128(self.end)).contains(&to_u128(ip))
+        ip.is_ipv4() == self.start.is_ipv4() && (to_u128(self.start)..=to_u128(self.end)).contains(&to_u128(ip))
     }
 
     pub fn is_ipv4(&self) -> bool {
@@ -155,15 +143,11 @@ impl RangeSet {
             .map_err(|e| e.context(format!("range set {index}")))?;
         let v4 = ranges[0].is_ipv4();
         if ranges.iter().any(|r| r.is_ipv4() != v4) {
-            return Err(CniError::config(format!(
-                "range set {index} mixes IPv4 and IPv6 ranges"
-            )));
+            return Err(CniError::config(format!("range set {index} mixes IPv4 and IPv6 ranges")));
         }
         for (i, a) in ranges.iter().enumerate() {
             if let Some(b) = ranges[i + 1..].iter().find(|b| a.overlaps(b)) {
-                return Err(CniError::config(format!(
-                    "range set {index}: range {a} overlaps range {b}"
-                )));
+                return Err(CniError::config(format!("range set {index}: range {a} overlaps range {b}")));
             }
         }
         Ok(RangeSet(ranges))
@@ -186,27 +170,17 @@ impl RangeSet {
     }
 
     pub fn size(&self) -> u128 {
-        self.0
-            .iter()
-            .map(Range::size)
-            .fold(0u128, u128::saturating_add)
+        self.0.iter().map(Range::size).fold(0u128, u128::saturating_add)
     }
 
     /// Candidates in allocation order: from just after `last` (or the first range's
     /// start), through every range, wrapping around once, the gateways skipped.
     pub fn candidates(&self, last: Option<IpAddr>) -> Candidates<'_> {
-        let (range, cursor) =
-            match last.and_then(|ip| self.0.iter().position(|r| r.contains(ip)).map(|i| (i, ip))) {
-                Some((i, ip)) => (i, Some(to_u128(ip))),
-                None => (0, None),
-            };
-        Candidates {
-            set: self,
-            range,
-            cursor,
-            first: None,
-            done: false,
-        }
+        let (range, cursor) = match last.and_then(|ip| self.0.iter().position(|r| r.contains(ip)).map(|i| (i, ip))) {
+            Some((i, ip)) => (i, Some(to_u128(ip))),
+            None => (0, None),
+        };
+        Candidates { set: self, range, cursor, first: None, done: false }
     }
 }
 

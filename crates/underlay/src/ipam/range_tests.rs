@@ -2,12 +2,7 @@ use super::*;
 use proptest::prelude::*;
 
 fn conf(subnet: &str) -> RangeConf {
-    RangeConf {
-        subnet: subnet.parse().unwrap(),
-        range_start: None,
-        range_end: None,
-        gateway: None,
-    }
+    RangeConf { subnet: subnet.parse().unwrap(), range_start: None, range_end: None, gateway: None }
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -17,10 +12,7 @@ fn ip(s: &str) -> IpAddr {
 #[test]
 fn defaults_follow_host_local() {
     let r = conf("192.168.1.0/24").canonicalize().unwrap();
-    assert_eq!(
-        (r.start, r.end, r.gateway),
-        (ip("192.168.1.1"), ip("192.168.1.254"), ip("192.168.1.1"))
-    );
+    assert_eq!((r.start, r.end, r.gateway), (ip("192.168.1.1"), ip("192.168.1.254"), ip("192.168.1.1")));
     assert_eq!(r.size(), 253);
     let r6 = conf("2001:db8::/120").canonicalize().unwrap();
     assert_eq!((r6.start, r6.end), (ip("2001:db8::1"), ip("2001:db8::ff")));
@@ -37,11 +29,7 @@ fn seed_range_is_100_to_200() {
     let set = RangeSet(vec![r]);
     let first: Vec<_> = set.candidates(None).take(2).map(|(ip, _)| ip).collect();
     assert_eq!(first, [ip("192.168.1.100"), ip("192.168.1.101")]);
-    let after: Vec<_> = set
-        .candidates(Some(ip("192.168.1.200")))
-        .take(1)
-        .map(|(ip, _)| ip)
-        .collect();
+    let after: Vec<_> = set.candidates(Some(ip("192.168.1.200"))).take(1).map(|(ip, _)| ip).collect();
     assert_eq!(after, [ip("192.168.1.100")], "wraps around after the end");
 }
 
@@ -50,34 +38,10 @@ fn bad_ranges_name_the_key_and_value() {
     let cases = [
         ("192.168.1.5/24", None, None, None, "host bits"),
         ("192.168.1.0/31", None, None, None, "too small"),
-        (
-            "192.168.1.0/24",
-            Some("10.0.0.1"),
-            None,
-            None,
-            "gateway \"10.0.0.1\"",
-        ),
-        (
-            "192.168.1.0/24",
-            None,
-            Some("192.168.2.1"),
-            None,
-            "rangeStart \"192.168.2.1\"",
-        ),
-        (
-            "192.168.1.0/24",
-            None,
-            None,
-            Some("192.168.2.1"),
-            "rangeEnd \"192.168.2.1\"",
-        ),
-        (
-            "192.168.1.0/24",
-            None,
-            Some("192.168.1.50"),
-            Some("192.168.1.40"),
-            "after rangeEnd",
-        ),
+        ("192.168.1.0/24", Some("10.0.0.1"), None, None, "gateway \"10.0.0.1\""),
+        ("192.168.1.0/24", None, Some("192.168.2.1"), None, "rangeStart \"192.168.2.1\""),
+        ("192.168.1.0/24", None, None, Some("192.168.2.1"), "rangeEnd \"192.168.2.1\""),
+        ("192.168.1.0/24", None, Some("192.168.1.50"), Some("192.168.1.40"), "after rangeEnd"),
     ];
     for (subnet, gw, start, end, needle) in cases {
         let c = RangeConf {
@@ -95,22 +59,9 @@ fn bad_ranges_name_the_key_and_value() {
 #[test]
 fn sets_refuse_overlap_and_mixed_families() {
     let a = conf("10.0.0.0/24");
-    let b = RangeConf {
-        range_start: Some(ip("10.0.0.100")),
-        ..conf("10.0.0.0/24")
-    };
-    assert!(
-        RangeSet::canonicalize(&[a.clone(), b], 0)
-            .unwrap_err()
-            .msg
-            .contains("overlaps")
-    );
-    assert!(
-        RangeSet::canonicalize(&[a, conf("2001:db8::/64")], 1)
-            .unwrap_err()
-            .msg
-            .contains("mixes")
-    );
+    let b = RangeConf { range_start: Some(ip("10.0.0.100")), ..conf("10.0.0.0/24") };
+    assert!(RangeSet::canonicalize(&[a.clone(), b], 0).unwrap_err().msg.contains("overlaps"));
+    assert!(RangeSet::canonicalize(&[a, conf("2001:db8::/64")], 1).unwrap_err().msg.contains("mixes"));
 }
 
 #[test]
@@ -121,15 +72,12 @@ fn candidates_cover_several_ranges_and_skip_gateways() {
     assert_eq!(
         all,
         [
-            "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.1.2", "10.0.1.3",
-            "10.0.1.4", "10.0.1.5", "10.0.1.6"
+            "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.1.2", "10.0.1.3", "10.0.1.4", "10.0.1.5",
+            "10.0.1.6"
         ]
     );
     assert_eq!(set.size(), 10);
-    let from_mid: Vec<String> = set
-        .candidates(Some(ip("10.0.1.5")))
-        .map(|(ip, _)| ip.to_string())
-        .collect();
+    let from_mid: Vec<String> = set.candidates(Some(ip("10.0.1.5"))).map(|(ip, _)| ip.to_string()).collect();
     assert_eq!(from_mid.len(), 10);
     assert_eq!(from_mid[0], "10.0.1.6");
     assert_eq!(from_mid[1], "10.0.0.2");

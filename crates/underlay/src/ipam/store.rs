@@ -35,17 +35,13 @@ pub fn decode_owner(text: &str) -> Option<Attachment> {
         return None;
     }
     let (id, ifname) = text.split_once("\r\n").unwrap_or((text, ""));
-    Some(Attachment {
-        container_id: id.trim().to_string(),
-        ifname: ifname.trim().to_string(),
-    })
+    Some(Attachment { container_id: id.trim().to_string(), ifname: ifname.trim().to_string() })
 }
 
 /// Whether a record written for `record` belongs to `owner` (old records match any
 /// interface of their container, as the reference plugin treats them).
 pub fn matches(record: &Attachment, owner: &Attachment) -> bool {
-    record.container_id == owner.container_id
-        && (record.ifname == owner.ifname || record.ifname.is_empty())
+    record.container_id == owner.container_id && (record.ifname == owner.ifname || record.ifname.is_empty())
 }
 
 /// An in-memory store: the allocator's reference model in property tests.
@@ -65,12 +61,7 @@ impl Store for MemStore {
         Ok(true)
     }
     fn owned(&mut self, owner: &Attachment) -> Result<Vec<IpAddr>, CniError> {
-        let mut ips: Vec<IpAddr> = self
-            .held
-            .iter()
-            .filter(|(_, o)| matches(o, owner))
-            .map(|(ip, _)| *ip)
-            .collect();
+        let mut ips: Vec<IpAddr> = self.held.iter().filter(|(_, o)| matches(o, owner)).map(|(ip, _)| *ip).collect();
         ips.sort();
         Ok(ips)
     }
@@ -89,11 +80,7 @@ impl Store for MemStore {
         Ok(self.last.get(&set).copied())
     }
     fn reservations(&mut self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {
-        Ok(self
-            .held
-            .iter()
-            .map(|(ip, o)| (*ip, Some(o.clone())))
-            .collect())
+        Ok(self.held.iter().map(|(ip, o)| (*ip, Some(o.clone()))).collect())
     }
 }
 
@@ -103,10 +90,7 @@ mod tests {
 
     #[test]
     fn owner_records_round_trip_and_old_records_match_any_ifname() {
-        let o = Attachment {
-            container_id: "abc".into(),
-            ifname: "eth0".into(),
-        };
+        let o = Attachment { container_id: "abc".into(), ifname: "eth0".into() };
         assert_eq!(encode_owner(&o), "abc\r\neth0");
         assert_eq!(decode_owner("abc\r\neth0"), Some(o.clone()));
         let old = decode_owner("abc\n").unwrap();

@@ -17,10 +17,7 @@ pub fn ours() -> PathBuf {
 /// The reference binary; its absence fails the test (CI installs it).
 pub fn reference() -> PathBuf {
     let p = PathBuf::from(REFERENCE);
-    assert!(
-        p.exists(),
-        "{REFERENCE} is missing: install containernetworking-plugins (scripts/deps)"
-    );
+    assert!(p.exists(), "{REFERENCE} is missing: install containernetworking-plugins (scripts/deps)");
     p
 }
 
@@ -28,20 +25,10 @@ pub fn reference() -> PathBuf {
 pub fn conf(version: &str, name: &str, data: &Path, mut ipam: Value) -> Vec<u8> {
     ipam["type"] = json!("host-local");
     ipam["dataDir"] = json!(data);
-    serde_json::to_vec(
-        &json!({"cniVersion": version, "name": name, "type": "macvlan", "ipam": ipam}),
-    )
-    .unwrap()
+    serde_json::to_vec(&json!({"cniVersion": version, "name": name, "type": "macvlan", "ipam": ipam})).unwrap()
 }
 
-pub fn spawn(
-    bin: &Path,
-    command: &str,
-    cid: &str,
-    ifname: &str,
-    args: &str,
-    stdin: &[u8],
-) -> Child {
+pub fn spawn(bin: &Path, command: &str, cid: &str, ifname: &str, args: &str, stdin: &[u8]) -> Child {
     let mut child = Command::new(bin)
         .env_clear()
         .env("CNI_COMMAND", command)
@@ -67,10 +54,7 @@ pub struct Out {
 pub fn finish(child: Child) -> Out {
     let out = child.wait_with_output().unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    Out {
-        ok: out.status.success(),
-        json,
-    }
+    Out { ok: out.status.success(), json }
 }
 
 pub fn run(bin: &Path, command: &str, cid: &str, stdin: &[u8]) -> Out {
@@ -84,13 +68,7 @@ pub fn run_args(bin: &Path, command: &str, cid: &str, args: &str, stdin: &[u8]) 
 /// The address an ADD result gives (first `ips` entry).
 pub fn ip_of(out: &Out) -> String {
     assert!(out.ok, "ADD failed: {}", out.json);
-    out.json["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
+    out.json["ips"][0]["address"].as_str().unwrap().split('/').next().unwrap().to_string()
 }
 
 /// The reservation files of a store: (address, content).

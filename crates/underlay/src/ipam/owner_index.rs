@@ -1,0 +1,195 @@
+//! The owner index beside a host-local store: which addresses a (container, interface)
+//! holds, without reading every reservation. 64 bucket files, chosen by a hash of the
+//! owner, each holding `containerID<TAB>ifname<TAB>ip` lines. Buckets are rewritten in
+//! place, so a busy store does not churn through inodes (on ext4, allocating inodes
+//! right after freeing many is what gets slow). The index is only a hint: every address
+//! it names is checked against its reservation file before it is used.
+
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::net::IpAddr;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cni::{Attachment, CniError};
+
+/// Few enough that all of them are created once, when the index is first built (on
+/// ext4, creating a file right after many were deleted is what costs), many enough that
+/// a bucket stays a few KiB even for a /16 full of containers.
+const BUCKETS: u64 = 64;
+
+/// What the index last saw of the store directory; any create or delete there by
+/// anyone changes it (the kernel gives fine-grained timestamps to a directory whose
+/// time was read since its last change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Stamp {
+    ino: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub(super) fn of(dir: &Path) -> Result<Stamp, CniError> {
+        let m = fs::metadata(dir).map_err(|e| io(format_args!("stat {}", dir.display()), e))?;
+        Ok(Stamp { ino: m.ino(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) })
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct State {
+    pub boot_id: String,
+    pub store: Option<Stamp>,
+}
+
+pub(super) enum OwnerIndex {
+    /// Bucket files under this directory, in step with the store.
+    Buckets(PathBuf),
+    /// No usable side directory: built by reading every reservation.
+    Memory(HashMap<Attachment, Vec<IpAddr>>),
+}
+
+fn io(what: impl std::fmt::Display, e: std::io::Error) -> CniError {
+    CniError::io(format!("{what}: {e}"))
+}
+
+/// Writes `content` over `path` in place (no new inode). Only for files whose torn
+/// state is harmless: a torn bucket or state fails the stamp check and the index is
+/// rebuilt; a torn `last_reserved_ip.N` only restarts round-robin (and the reference
+/// writes it the same way).
+pub(super) fn write_in_place(path: &Path, content: &[u8]) -> Result<(), CniError> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io(format_args!("open {}", path.display()), e))?;
+    f.write_all_at(content, 0)
+        .and_then(|()| f.set_len(content.len() as u64))
+        .map_err(|e| io(format_args!("write {}", path.display()), e))
+}
+
+fn bucket_of(owner: &Attachment) -> u64 {
+    // FNV-1a: stable across versions and processes, unlike the std hasher.
+    let key = owner.container_id.bytes().chain([0]).chain(owner.ifname.bytes());
+    key.fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)) % BUCKETS
+}
+
+fn parse_bucket(text: &str) -> impl Iterator<Item = (Attachment, IpAddr)> + '_ {
+    text.lines().filter_map(|l| {
+        let mut parts = l.split('\t');
+        let (id, ifname, ip) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);
+        Some((Attachment { container_id: id.to_string(), ifname: ifname.to_string() }, ip))
+    })
+}
+
+fn line(owner: &Attachment, ip: IpAddr) -> String {
+    format!("{}\t{}\t{ip}\n", owner.container_id, owner.ifname)
+}
+
+impl OwnerIndex {
+    pub(super) fn side(&self) -> Option<&Path> {
+        match self {
+            OwnerIndex::Buckets(dir) => dir.parent(),
+            OwnerIndex::Memory(_) => None,
+        }
+    }
+
+    fn bucket_path(dir: &Path, owner: &Attachment) -> PathBuf {
+        dir.join(format!("{:02x}", bucket_of(owner)))
+    }
+
+    /// The addresses listed for exactly this owner record.
+    pub(super) fn get(&self, owner: &Attachment) -> Vec<IpAddr> {
+        match self {
+            OwnerIndex::Buckets(dir) => fs::read_to_string(Self::bucket_path(dir, owner))
+                .map(|t| parse_bucket(&t).filter(|(o, _)| o == owner).map(|(_, ip)| ip).collect())
+                .unwrap_or_default(),
+            OwnerIndex::Memory(m) => m.get(owner).cloned().unwrap_or_default(),
+        }
+    }
+
+    pub(super) fn set(&mut self, owner: &Attachment, ips: &[IpAddr]) -> Result<(), CniError> {
+        match self {
+            OwnerIndex::Buckets(dir) => {
+                let path = Self::bucket_path(dir, owner);
+                let old = fs::read_to_string(&path).unwrap_or_default();
+                let mut text: String =
+                    parse_bucket(&old).filter(|(o, _)| o != owner).map(|(o, ip)| line(&o, ip)).collect();
+                text.extend(ips.iter().map(|ip| line(owner, *ip)));
+                write_in_place(&path, text.as_bytes())
+            }
+            OwnerIndex::Memory(m) => {
+                if ips.is_empty() {
+                    m.remove(owner);
+                } else {
+                    m.insert(owner.clone(), ips.to_vec());
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Replaces the whole index with `owners`.
+    pub(super) fn rebuild(&mut self, owners: HashMap<Attachment, Vec<IpAddr>>) -> Result<(), CniError> {
+        match self {
+            OwnerIndex::Buckets(dir) => {
+                let mut buckets: HashMap<u64, String> = HashMap::new();
+                for (owner, ips) in &owners {
+                    let text = buckets.entry(bucket_of(owner)).or_default();
+                    text.extend(ips.iter().map(|ip| line(owner, *ip)));
+                }
+                for b in 0..BUCKETS {
+                    let text = buckets.get(&b).map(String::as_str).unwrap_or_default();
+                    write_in_place(&dir.join(format!("{b:02x}")), text.as_bytes())?;
+                }
+                Ok(())
+            }
+            OwnerIndex::Memory(m) => {
+                *m = owners;
+                Ok(())
+            }
+        }
+    }
+}
+
+pub(super) fn load_state(side: &Path) -> State {
+    fs::read(side.join("state")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+}
+
+pub(super) fn save_state(side: &Path, state: &State) -> Result<(), CniError> {
+    write_in_place(&side.join("state"), &serde_json::to_vec(state).expect("state serializes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(id: &str, ifname: &str) -> Attachment {
+        Attachment { container_id: id.into(), ifname: ifname.into() }
+    }
+
+    #[test]
+    fn buckets_keep_owners_apart_and_shrink_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = OwnerIndex::Buckets(dir.path().to_path_buf());
+        let ip: IpAddr = "10.0.0.2".parse().unwrap();
+        let ip6: IpAddr = "2001:db8::2".parse().unwrap();
+        for i in 0..600 {
+            idx.set(&o(&format!("c{i}"), "eth0"), &[ip]).unwrap();
+        }
+        idx.set(&o("c7", "eth0"), &[ip, ip6]).unwrap();
+        assert_eq!(idx.get(&o("c7", "eth0")), [ip, ip6]);
+        assert!(idx.get(&o("c7", "eth1")).is_empty());
+        assert!(idx.get(&o("c7", "")).is_empty());
+        let path = OwnerIndex::bucket_path(dir.path(), &o("c7", "eth0"));
+        let ino = fs::metadata(&path).unwrap().ino();
+        idx.set(&o("c7", "eth0"), &[]).unwrap();
+        assert!(idx.get(&o("c7", "eth0")).is_empty());
+        assert_eq!(fs::metadata(&path).unwrap().ino(), ino, "rewritten in place");
+        assert_eq!(idx.get(&o("c8", "eth0")), [ip]);
+        assert!(fs::read_dir(dir.path()).unwrap().count() <= BUCKETS as usize);
+    }
+}
