@@ -3,6 +3,8 @@
 //! sysctls, and the builder of simulated LANs that tests and `underlay lab` share.
 
 pub mod addr;
+pub mod announce;
+pub mod configure;
 pub mod error;
 pub mod link;
 pub mod macvlan;
@@ -11,6 +13,7 @@ pub mod netlink;
 pub mod netns;
 pub mod reach;
 pub mod route;
+pub mod sysctl;
 pub mod veth;
 pub mod world;
 

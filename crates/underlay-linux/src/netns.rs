@@ -150,25 +150,13 @@ impl Netns {
 
     /// Reads `/proc/sys/<key>` inside this namespace (`key` like `net/ipv4/ip_forward`).
     pub fn sysctl(&self, key: &str) -> Result<String> {
-        let path = sysctl_path(key)?;
-        self.run(|| std::fs::read_to_string(&path))?
-            .map(|s| s.trim_end().to_string())
-            .with_context(|| format!("read sysctl {key}"))
+        self.run(|| crate::sysctl::read(key))?
     }
 
     /// Writes `/proc/sys/<key>` inside this namespace.
     pub fn set_sysctl(&self, key: &str, value: &str) -> Result<()> {
-        let path = sysctl_path(key)?;
-        self.run(|| std::fs::write(&path, value))?.with_context(|| format!("set sysctl {key}={value}"))
+        self.run(|| crate::sysctl::write(key, value))?
     }
-}
-
-/// Sysctl keys use `/` separators because interface names may contain dots.
-fn sysctl_path(key: &str) -> Result<PathBuf> {
-    if key.split('/').any(|p| p.is_empty() || p == "..") {
-        return Err(Error::new(format!("sysctl {key}"), "invalid key"));
-    }
-    Ok(Path::new("/proc/sys").join(key))
 }
 
 /// Makes `/run/netns` a shared mount point, as iproute2 does, so namespaces created here

@@ -3,7 +3,9 @@
 //! of it is unit- and property-tested without privileges.
 
 pub mod cni;
+pub mod identity;
 pub mod ipam;
 pub mod mac;
+pub mod undo;
 
 pub use mac::{HwAddr, MacAddr};

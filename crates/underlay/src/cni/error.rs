@@ -30,6 +30,8 @@ pub mod code {
     pub const CHECK_FAILED: u32 = 104;
     /// The requested address is reserved by another container.
     pub const ADDRESS_TAKEN: u32 = 105;
+    /// `CNI_IFNAME` already exists in the container's namespace.
+    pub const IFNAME_TAKEN: u32 = 106;
 }
 
 /// An error as the spec shapes it: `{cniVersion, code, msg, details}`.

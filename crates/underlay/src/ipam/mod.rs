@@ -4,6 +4,7 @@
 pub mod allocator;
 pub mod boot;
 pub mod conf;
+pub mod delegate;
 pub mod disk;
 pub mod host_local;
 pub mod owner_index;

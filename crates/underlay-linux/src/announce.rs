@@ -1,0 +1,144 @@
+//! Telling the LAN about an address: a gratuitous ARP (RFC 5227 "ARP announcement")
+//! for IPv4, an unsolicited neighbour advertisement (RFC 4861 §7.2.6) for IPv6. Switches
+//! and neighbours then forget stale entries for the address (a restarted container with
+//! a new MAC is reachable at once, not after the ARP cache times out). Sent from the
+//! calling thread's network namespace.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use underlay::MacAddr;
+
+const ETH_P_ARP: u16 = 0x0806;
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: socket(2) returns a new descriptor we take ownership of.
+    let fd = check(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Announces `ip` as held by `mac` on interface `index`.
+pub fn address(index: u32, mac: MacAddr, ip: IpAddr) -> io::Result<()> {
+    match ip {
+        IpAddr::V4(v4) => gratuitous_arp(index, mac, v4),
+        IpAddr::V6(v6) => unsolicited_na(index, mac, v6),
+    }
+}
+
+/// The ARP packet of an announcement: a request whose sender and target address are
+/// both `ip`, so every host that caches `ip` updates it.
+pub fn arp_announcement(mac: MacAddr, ip: Ipv4Addr) -> [u8; 28] {
+    let mut p = [0u8; 28];
+    p[0..2].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
+    p[2..4].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
+    p[4] = 6;
+    p[5] = 4;
+    p[6..8].copy_from_slice(&1u16.to_be_bytes()); // request
+    p[8..14].copy_from_slice(&mac.0);
+    p[14..18].copy_from_slice(&ip.octets());
+    p[24..28].copy_from_slice(&ip.octets());
+    p
+}
+
+fn gratuitous_arp(index: u32, mac: MacAddr, ip: Ipv4Addr) -> io::Result<()> {
+    let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(ETH_P_ARP.to_be()))?;
+    let packet = arp_announcement(mac, ip);
+    // SAFETY: sockaddr_ll is plain data; all fields we need are set below.
+    let mut to: libc::sockaddr_ll = unsafe { zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = ETH_P_ARP.to_be();
+    to.sll_ifindex = index as i32;
+    to.sll_halen = 6;
+    to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    // SAFETY: the buffer and address point to live, correctly sized memory.
+    check(unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&raw const to).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        ) as i32
+    })
+    .map(drop)
+}
+
+/// The ICMPv6 body of an unsolicited neighbour advertisement for `ip` with the
+/// override flag and the target link-layer address option. The kernel fills in the
+/// checksum for raw ICMPv6 sockets.
+pub fn neighbour_advertisement(mac: MacAddr, ip: Ipv6Addr) -> [u8; 32] {
+    let mut p = [0u8; 32];
+    p[0] = 136; // neighbour advertisement
+    p[4] = 0x20; // override
+    p[8..24].copy_from_slice(&ip.octets());
+    p[24] = 2; // target link-layer address
+    p[25] = 1; // length in units of 8 bytes
+    p[26..32].copy_from_slice(&mac.0);
+    p
+}
+
+fn unsolicited_na(index: u32, mac: MacAddr, ip: Ipv6Addr) -> io::Result<()> {
+    let fd = socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6)?;
+    let hops: libc::c_int = 255; // RFC 4861: neighbour discovery packets carry hop limit 255
+    let idx = index as libc::c_int;
+    // SAFETY: setsockopt/bind/sendto get pointers to live values of the declared sizes.
+    unsafe {
+        check(libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MULTICAST_HOPS,
+            (&raw const hops).cast(),
+            size_of::<libc::c_int>() as u32,
+        ))?;
+        check(libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MULTICAST_IF,
+            (&raw const idx).cast(),
+            size_of::<libc::c_int>() as u32,
+        ))?;
+        let mut from: libc::sockaddr_in6 = zeroed();
+        from.sin6_family = libc::AF_INET6 as u16;
+        from.sin6_addr.s6_addr = ip.octets();
+        from.sin6_scope_id = if ip.is_unicast_link_local() { index } else { 0 };
+        check(libc::bind(fd.as_raw_fd(), (&raw const from).cast(), size_of::<libc::sockaddr_in6>() as u32))?;
+        let mut to: libc::sockaddr_in6 = zeroed();
+        to.sin6_family = libc::AF_INET6 as u16;
+        to.sin6_addr.s6_addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets();
+        to.sin6_scope_id = index;
+        let packet = neighbour_advertisement(mac, ip);
+        check(libc::sendto(
+            fd.as_raw_fd(),
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&raw const to).cast(),
+            size_of::<libc::sockaddr_in6>() as u32,
+        ) as i32)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_have_the_rfc_layout() {
+        let mac: MacAddr = "02:42:c0:a8:01:64".parse().unwrap();
+        let arp = arp_announcement(mac, Ipv4Addr::new(192, 168, 1, 100));
+        assert_eq!(&arp[..8], &[0, 1, 8, 0, 6, 4, 0, 1]);
+        assert_eq!(&arp[14..18], &arp[24..28], "sender and target address are the same");
+        assert_eq!(&arp[18..24], &[0; 6]);
+        let na = neighbour_advertisement(mac, "2001:db8::64".parse().unwrap());
+        assert_eq!(na[0], 136);
+        assert_eq!(&na[26..], &mac.0);
+    }
+}

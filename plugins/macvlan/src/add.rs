@@ -1,0 +1,132 @@
+//! ADD: create the macvlan under a temporary name directly in the container's
+//! namespace, rename it, get addresses from IPAM, configure, report. Every step's undo
+//! is registered right after it: a failed ADD leaves no link and no reservation.
+
+use std::hash::{BuildHasher, RandomState};
+
+use underlay::cni::{Call, CniError, CniResult, Command, Interface, code};
+use underlay::ipam::delegate;
+use underlay::undo::Undo;
+use underlay_linux::configure::{self, Failure};
+use underlay_linux::{Link, MacvlanMode, MacvlanSpec, Netlink, Netns};
+
+use crate::conf::Conf;
+use crate::master::{self, kernel};
+
+pub fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
+    Netns::open(path).map_err(|e| CniError::env(format!("CNI_NETNS: {e}")))
+}
+
+pub fn add(call: &Call) -> Result<CniResult, CniError> {
+    let conf = Conf::parse(call)?;
+    let ifname = call.env.ifname.as_str();
+    let path = call.env.netns.as_deref().expect("the runner requires CNI_NETNS for ADD");
+    let pod = open_netns(path)?;
+    let (mut master_nl, master) = master::resolve(&conf, Some(&pod))?;
+    if conf.mtu > master.mtu {
+        return Err(CniError::config(format!(
+            "mtu {} is larger than master {}'s MTU {}",
+            conf.mtu, master.name, master.mtu
+        )));
+    }
+    let mut pod_nl = pod.netlink().map_err(kernel)?;
+    if pod_nl.link_by_name(ifname).map_err(kernel)?.is_some() {
+        return Err(CniError::new(
+            code::IFNAME_TAKEN,
+            format!("interface {ifname} already exists in network namespace {}", path.display()),
+        ));
+    }
+
+    // A temporary name, because the final one may be taken where the link is created.
+    let tmp = format!("mv{:08x}", RandomState::new().hash_one(call.env.container_id.as_str()) as u32);
+    let mut spec = MacvlanSpec::new(&tmp, master.index, conf.mode);
+    spec.mtu = conf.mtu;
+    spec.mac = conf.mac;
+    spec.sources = &conf.sources;
+    spec.bc_queue_len = conf.bcqueuelen;
+    spec.netns = (!conf.link_in_container).then(|| pod.fd());
+    master_nl.create_macvlan(&spec).map_err(|e| create_error(e, &conf, &master))?;
+    let created = pod_nl.link(&tmp).map_err(kernel)?;
+    let link_undo = Undo::new(|| delete_quietly(&pod, created.index));
+    pod_nl.rename(created.index, ifname).map_err(kernel)?;
+    let link = pod_nl.link(ifname).map_err(kernel)?;
+    let mac = link.mac.ok_or_else(|| CniError::kernel(format!("{ifname} has no MAC address")))?;
+
+    let ipam = conf.ipam.as_deref().map(|ty| delegate::add(call, ty)).transpose()?;
+    let has_ipam = ipam.is_some();
+    let ipam_undo = Undo::new(|| {
+        if let (true, Some(ty)) = (has_ipam, conf.ipam.as_deref()) {
+            let _ = delegate::run(call, ty, Command::Del);
+        }
+    });
+    let mut result = CniResult {
+        interfaces: vec![Interface {
+            name: ifname.to_string(),
+            mac: Some(mac.into()),
+            mtu: Some(link.mtu),
+            sandbox: Some(path.display().to_string()),
+            ..Interface::default()
+        }],
+        dns: conf.dns.clone(),
+        ..CniResult::default()
+    };
+    if let Some(ipam) = ipam {
+        if ipam.ips.is_empty() {
+            return Err(CniError::new(code::PLUGIN_FAILED, "the IPAM plugin returned no address"));
+        }
+        result.ips = ipam.ips.into_iter().map(|mut ip| (ip.interface = Some(0), ip).1).collect();
+        result.routes = ipam.routes;
+        // The reference drops the IPAM's DNS here; both are kept, the config's first.
+        result.dns.merge(&ipam.dns);
+    }
+    configure_in(&pod, ifname, &link, mac, &result, &conf).map_err(|f| match f {
+        Failure::DadFailed(ip) => CniError::new(
+            code::ADDRESS_CONFLICT,
+            format!("address {ip} is already in use on the LAN (IPv6 duplicate address detection failed)"),
+        ),
+        Failure::Kernel(e) => kernel(e.context(format!("configure {ifname}"))),
+    })?;
+    ipam_undo.keep();
+    link_undo.keep();
+    Ok(result)
+}
+
+fn configure_in(
+    pod: &Netns,
+    ifname: &str,
+    link: &Link,
+    mac: underlay::MacAddr,
+    result: &CniResult,
+    conf: &Conf,
+) -> Result<(), Failure> {
+    pod.run(|| {
+        let mut nl = Netlink::new()?;
+        if result.ips.is_empty() {
+            // L2 only: the link comes up, nothing else.
+            return Ok(nl.set_up(link.index, true)?);
+        }
+        configure::apply(&mut nl, ifname, link.index, mac, result, 0, &conf.settings)
+    })?
+}
+
+fn delete_quietly(pod: &Netns, index: u32) {
+    if let Ok(mut nl) = pod.netlink() {
+        let _ = nl.delete_link(index);
+    }
+}
+
+fn create_error(e: underlay_linux::Error, conf: &Conf, master: &Link) -> CniError {
+    use underlay_linux::error::Errno;
+    if e.is(Errno::EBUSY) {
+        let why = if conf.mode == MacvlanMode::Passthru {
+            "passthru takes the master for one endpoint only, and it already has one (or other macvlans)"
+        } else {
+            "it is taken by a passthru macvlan, which allows no other endpoint"
+        };
+        return CniError::config(format!(
+            "cannot add a {} macvlan on master {}: {why}; use mode \"bridge\" for several endpoints",
+            conf.mode, master.name
+        ));
+    }
+    kernel(e)
+}

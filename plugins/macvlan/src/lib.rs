@@ -1,0 +1,67 @@
+//! The `macvlan` CNI plugin: the reference's config, defaults and results, and none of
+//! its defects (failed ADDs leave nothing behind, IPAM DNS is kept, MTU is reported,
+//! STATUS checks the master, errors carry meaningful codes). Adds `source` mode.
+
+mod add;
+mod check;
+mod conf;
+mod master;
+
+use underlay::cni::{Call, CniError, CniResult, Command, Plugin};
+use underlay::ipam::delegate;
+use underlay_linux::Netns;
+
+pub use conf::Conf;
+
+pub struct Macvlan;
+
+impl Plugin for Macvlan {
+    fn add(&self, call: &Call) -> Result<CniResult, CniError> {
+        add::add(call)
+    }
+
+    /// IPAM first, then the link. Succeeds when the namespace, the link or both are
+    /// already gone, and when repeated (containerd's second DEL has no CNI_NETNS).
+    fn del(&self, call: &Call) -> Result<(), CniError> {
+        if let Some(ty) = call.conf.ipam_type()? {
+            delegate::run(call, ty, Command::Del)?;
+        }
+        let Some(path) = &call.env.netns else { return Ok(()) };
+        let Ok(pod) = Netns::open(path) else { return Ok(()) };
+        let mut nl = pod.netlink().map_err(master::kernel)?;
+        match nl.link_by_name(&call.env.ifname).map_err(master::kernel)? {
+            // Only a macvlan is ours to delete; anything else under that name is not.
+            Some(link) if link.is_macvlan() => match nl.delete_link(link.index) {
+                Err(e) if !e.is_not_found() => Err(master::kernel(e)),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    fn check(&self, call: &Call) -> Result<(), CniError> {
+        check::check(call)
+    }
+
+    /// Ready when the master exists and is up, and the IPAM is ready.
+    fn status(&self, call: &Call) -> Result<(), CniError> {
+        let conf = Conf::parse(call)?;
+        if !conf.link_in_container {
+            let (_, master) = master::resolve(&conf, None).map_err(|e| CniError::not_available(e.msg))?;
+            if !master.up {
+                return Err(CniError::not_available(format!("master {} is down", master.name)));
+            }
+        }
+        match &conf.ipam {
+            Some(ty) => delegate::run(call, ty, Command::Status),
+            None => Ok(()),
+        }
+    }
+
+    fn gc(&self, call: &Call) -> Result<(), CniError> {
+        match call.conf.ipam_type()? {
+            Some(ty) => delegate::run(call, ty, Command::Gc),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    underlay::cni::plugin::main(&macvlan::Macvlan)
+}
