@@ -117,16 +117,18 @@ fn delete_quietly(pod: &Netns, index: u32) {
 
 fn create_error(e: underlay_linux::Error, conf: &Conf, master: &Link) -> CniError {
     use underlay_linux::error::Errno;
-    if e.is(Errno::EBUSY) {
-        let why = if conf.mode == MacvlanMode::Passthru {
-            "passthru takes the master for one endpoint only, and it already has one (or other macvlans)"
-        } else {
-            "it is taken by a passthru macvlan, which allows no other endpoint"
-        };
-        return CniError::config(format!(
-            "cannot add a {} macvlan on master {}: {why}; use mode \"bridge\" for several endpoints",
-            conf.mode, master.name
-        ));
-    }
-    kernel(e)
+    // The kernel answers EINVAL (older kernels EBUSY) without a message when passthru
+    // rules are broken; say which rule.
+    let refused = e.is(Errno::EINVAL) || e.is(Errno::EBUSY);
+    let why = if refused && conf.mode == MacvlanMode::Passthru {
+        "passthru takes the master for one endpoint only, and it already has a macvlan endpoint"
+    } else if refused && master.promisc {
+        "it looks taken by a passthru macvlan, which allows no other endpoint"
+    } else {
+        return kernel(e);
+    };
+    CniError::config(format!(
+        "cannot add a {} macvlan on master {}: {why}; use mode \"bridge\" for several endpoints ({e})",
+        conf.mode, master.name
+    ))
 }

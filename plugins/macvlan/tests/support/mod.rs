@@ -166,3 +166,23 @@ pub fn never_reaches(from: &Netns, ip: std::net::IpAddr) -> bool {
 pub fn node(w: &World, i: usize) -> &Host {
     w.node(i)
 }
+
+/// Runs `command` with CNI_NETNS set to an arbitrary path (which may not exist).
+pub fn cni_path(plugins: &PluginDir, node: &Netns, command: &str, cid: &str, netns: &str, conf: &Value) -> Outcome {
+    let plugin = conf["type"].as_str().unwrap();
+    let mut child = node
+        .command(plugins.path().join(plugin))
+        .env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", netns)
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", plugins.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&serde_json::to_vec(conf).unwrap()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Outcome { ok: out.status.success(), json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null) }
+}
