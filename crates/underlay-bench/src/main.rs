@@ -2,6 +2,7 @@
 //! same run, and prints latencies, ratios and peak memory. A command, not a test.
 
 mod host_local;
+mod macvlan;
 mod measure;
 
 use clap::{Parser, Subcommand};
@@ -17,10 +18,18 @@ struct Cli {
 enum Bench {
     /// host-local allocation latency with 1, 1000 and 4000 existing reservations.
     HostLocal(host_local::Args),
+    /// macvlan ADD/DEL latency, concurrent ADDs, and the kernel's deletion floor.
+    Macvlan(macvlan::Args),
+    /// (Internal) delete a link in a namespace and exit: the smallest process that
+    /// can do what DEL must, for the macvlan benchmark's floor.
+    #[command(hide = true)]
+    DeleteLink { netns: std::path::PathBuf, ifname: String },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().bench {
         Bench::HostLocal(args) => host_local::run(args),
+        Bench::Macvlan(args) => macvlan::run(args),
+        Bench::DeleteLink { netns, ifname } => macvlan::delete_link(&netns, &ifname),
     }
 }

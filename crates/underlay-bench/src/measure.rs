@@ -82,6 +82,11 @@ pub fn peak_rss_kb(cmd: &mut Command, stdin: &[u8]) -> Result<u64> {
 
 fn vm_hwm(pid: Pid) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    if std::env::var_os("UNDERLAY_BENCH_DEBUG").is_some() {
+        for l in status.lines().filter(|l| l.starts_with("Rss") || l.starts_with("VmHWM") || l.starts_with("VmStk")) {
+            eprintln!("  {l}");
+        }
+    }
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))

@@ -8,6 +8,8 @@ use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use underlay::MacAddr;
 
@@ -126,6 +128,121 @@ fn unsolicited_na(index: u32, mac: MacAddr, ip: Ipv6Addr) -> io::Result<()> {
     Ok(())
 }
 
+/// The ARP packets seen on interface `index` within `timeout` (for tests and probes).
+/// Closing a packet socket costs an RCU grace period (~15 ms), so this is no hot path.
+pub fn capture_arp(index: u32, timeout: Duration) -> io::Result<Vec<[u8; 28]>> {
+    let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(ETH_P_ARP.to_be()))?;
+    // SAFETY: plain-data address, filled below.
+    let mut at: libc::sockaddr_ll = unsafe { zeroed() };
+    at.sll_family = libc::AF_PACKET as u16;
+    at.sll_protocol = ETH_P_ARP.to_be();
+    at.sll_ifindex = index as i32;
+    // SAFETY: `at` is a valid sockaddr_ll of the size given.
+    check(unsafe { libc::bind(fd.as_raw_fd(), (&raw const at).cast(), size_of::<libc::sockaddr_ll>() as u32) })?;
+    let end = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+        let tv = libc::timeval { tv_sec: left.as_secs() as i64, tv_usec: i64::from(left.subsec_micros()).max(1) };
+        // SAFETY: setsockopt/recv get pointers to live buffers of the declared sizes.
+        unsafe {
+            check(libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&raw const tv).cast(),
+                size_of::<libc::timeval>() as u32,
+            ))?;
+            let mut buf = [0u8; 64];
+            let n = libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n >= 28 {
+                out.push(buf[..28].try_into().expect("28 bytes"));
+            } else if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Announcements that continue after the plugin has answered: the plugin starts
+/// itself again, detached, with the job in its environment, and returns at once. (A
+/// runtime waits for the plugin; it should not wait for the spacing between
+/// announcements, nor for a packet socket to close.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub netns: PathBuf,
+    pub index: u32,
+    pub mac: MacAddr,
+    pub ips: Vec<IpAddr>,
+    pub count: u32,
+    pub interval: Duration,
+}
+
+const JOB_ENV: &str = "UNDERLAY_ANNOUNCE_JOB";
+
+impl Job {
+    fn encode(&self) -> String {
+        let ips: Vec<String> = self.ips.iter().map(IpAddr::to_string).collect();
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            self.netns.display(),
+            self.index,
+            self.mac,
+            self.count,
+            self.interval.as_millis(),
+            ips.join(",")
+        )
+    }
+
+    fn decode(s: &str) -> Option<Job> {
+        let mut l = s.split('\n');
+        Some(Job {
+            netns: PathBuf::from(l.next()?),
+            index: l.next()?.parse().ok()?,
+            mac: l.next()?.parse().ok()?,
+            count: l.next()?.parse().ok()?,
+            interval: Duration::from_millis(l.next()?.parse().ok()?),
+            ips: l.next()?.split(',').filter(|s| !s.is_empty()).map(str::parse).collect::<Result<_, _>>().ok()?,
+        })
+    }
+
+    /// The job this process was started for, if any (call first thing in `main`).
+    pub fn from_env() -> Option<Job> {
+        std::env::var(JOB_ENV).ok().and_then(|s| Job::decode(&s))
+    }
+
+    /// Starts this executable again, detached, to run the job.
+    pub fn spawn_detached(&self) -> io::Result<()> {
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new("/proc/self/exe");
+        cmd.env_clear()
+            .env(JOB_ENV, self.encode())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        cmd.spawn().map(drop)
+    }
+
+    /// Sends the announcements, `interval` apart, from inside the namespace.
+    pub fn run(&self) -> io::Result<()> {
+        let ns = std::fs::File::open(&self.netns)?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        for _ in 0..self.count {
+            std::thread::sleep(self.interval);
+            for ip in &self.ips {
+                // A link that went away in the meantime ends the job quietly.
+                address(self.index, self.mac, *ip)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +257,18 @@ mod tests {
         let na = neighbour_advertisement(mac, "2001:db8::64".parse().unwrap());
         assert_eq!(na[0], 136);
         assert_eq!(&na[26..], &mac.0);
+    }
+
+    #[test]
+    fn jobs_survive_the_environment() {
+        let job = Job {
+            netns: "/run/netns/pod 1".into(),
+            index: 7,
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+            ips: vec!["10.0.0.5".parse().unwrap(), "2001:db8::5".parse().unwrap()],
+            count: 2,
+            interval: Duration::from_millis(250),
+        };
+        assert_eq!(Job::decode(&job.encode()), Some(job));
     }
 }

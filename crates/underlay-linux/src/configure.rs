@@ -5,11 +5,9 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use underlay::MacAddr;
 use underlay::cni::{CniResult, Route as CniRoute};
 
 use crate::addr::AddressOptions;
-use crate::announce;
 use crate::error::Error;
 use crate::netlink::Netlink;
 use crate::route::{Route, TABLE_MAIN};
@@ -21,6 +19,8 @@ pub struct Settings {
     /// How long IPv6 duplicate address detection may take.
     pub dad_timeout: Duration,
     /// Gratuitous ARPs / unsolicited neighbour advertisements per address (0: none).
+    /// The first is the kernel's; the rest are sent by [`crate::announce`], spaced by
+    /// `announce_interval`, from a detached process ([`crate::announce::Job`]).
     pub announce_count: u32,
     pub announce_interval: Duration,
 }
@@ -49,13 +49,12 @@ impl From<Error> for Failure {
     }
 }
 
-/// Configures interface `ifname` (index `index`, MAC `mac`) with the addresses of
+/// Configures interface `ifname` (index `index`) with the addresses of
 /// `result` that name interface `iface` and with all of `result`'s routes.
 pub fn apply(
     nl: &mut Netlink,
     ifname: &str,
     index: u32,
-    mac: MacAddr,
     result: &CniResult,
     iface: usize,
     settings: &Settings,
@@ -69,15 +68,19 @@ pub fn apply(
         // Addresses survive the link going down and up again (as the reference sets).
         sysctl::ensure(&format!("net/ipv6/conf/{ifname}/keep_addr_on_down"), "1")?;
     }
-    // The kernel's own announcements when the link comes up or its MAC changes.
-    let _ = sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1");
+    // The first announcement is the kernel's: with arp_notify / ndisc_notify set, it
+    // sends a gratuitous ARP for the primary IPv4 address when the link comes up, and an
+    // unsolicited neighbour advertisement when IPv6 DAD completes. That is why the
+    // addresses go on before the link comes up.
+    let notify = if settings.announce_count > 0 { "1" } else { "0" };
+    sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), notify)?;
     if has_v6 {
-        let _ = sysctl::write(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), "1");
+        sysctl::write(&format!("net/ipv6/conf/{ifname}/ndisc_notify"), notify)?;
     }
-    nl.set_up(index, true)?;
     for ip in &ips {
         nl.add_address(index, ip.address, AddressOptions::default())?;
     }
+    nl.set_up(index, true)?;
     let v6: Vec<IpAddr> = ips.iter().map(|ip| ip.address.addr()).filter(IpAddr::is_ipv6).collect();
     if !v6.is_empty() {
         wait_for_dad(nl, index, &v6, settings.dad_timeout)?;
@@ -89,15 +92,6 @@ pub fn apply(
         // the reference does.
         let gw = r.gw.or(if r.dst.addr().is_ipv4() { gw4 } else { gw6 });
         nl.add_route(&kernel_route(r, gw, index))?;
-    }
-    for i in 0..settings.announce_count {
-        if i > 0 {
-            std::thread::sleep(settings.announce_interval);
-        }
-        for ip in &ips {
-            // Best effort: a LAN that misses an announcement still learns by ARP.
-            let _ = announce::address(index, mac, ip.address.addr());
-        }
     }
     Ok(())
 }

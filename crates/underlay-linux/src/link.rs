@@ -109,7 +109,9 @@ impl Netlink {
         })
     }
 
-    fn get_link(&mut self, msg: LinkMessage) -> Result<Option<Link>> {
+    fn get_link(&mut self, mut msg: LinkMessage) -> Result<Option<Link>> {
+        // Counters are not read here; without them the reply is a third of the size.
+        msg.attributes.push(LinkAttribute::ExtMask(vec![netlink_packet_route::link::LinkExtentMask::SkipStats]));
         match self.request(RouteNetlinkMessage::GetLink(msg), 0) {
             Ok(replies) => Ok(replies.iter().find_map(|r| match r {
                 RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
@@ -121,7 +123,9 @@ impl Netlink {
     }
 
     pub fn links(&mut self) -> Result<Vec<Link>> {
-        let replies = self.dump(RouteNetlinkMessage::GetLink(LinkMessage::default())).context("list links")?;
+        let mut req = LinkMessage::default();
+        req.attributes.push(LinkAttribute::ExtMask(vec![netlink_packet_route::link::LinkExtentMask::SkipStats]));
+        let replies = self.dump(RouteNetlinkMessage::GetLink(req)).context("list links")?;
         Ok(replies
             .iter()
             .filter_map(|r| match r {

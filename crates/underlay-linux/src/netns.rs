@@ -1,9 +1,11 @@
 //! Network namespaces: open by path, create and delete named ones under `/run/netns`
 //! (the way `ip netns` does, so both see the same names), and run code inside one.
 //!
-//! A namespace is entered on a throwaway thread, never on the caller's: `setns` changes
-//! only the calling thread, and a thread left in the wrong namespace poisons whatever
-//! runs on it next.
+//! A namespace is entered on a throwaway thread (`run`): `setns` changes only the
+//! calling thread, and a thread left in the wrong namespace poisons whatever runs on
+//! it next. One-shot plugin processes may instead `enter` on their own thread for a
+//! short section: a thread costs ~100 us here, a switch ~10 us, and the guard puts the
+//! thread back (or aborts the process if it cannot).
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -121,6 +123,15 @@ impl Netns {
         })
     }
 
+    /// Moves the calling thread into this namespace until the guard is dropped. For
+    /// short sections of single-threaded processes; anything else uses `run`.
+    pub fn enter(&self) -> Result<Entered<'_>> {
+        let home = File::open("/proc/thread-self/ns/net").context("open the current network namespace")?;
+        setns(self.file.as_fd(), CloneFlags::CLONE_NEWNET)
+            .with_context(|| format!("enter network namespace {}", self.path.display()))?;
+        Ok(Entered { home, _ns: std::marker::PhantomData })
+    }
+
     /// A netlink socket that lives in this namespace (usable from any thread).
     pub fn netlink(&self) -> Result<Netlink> {
         self.run(Netlink::new)?
@@ -156,6 +167,23 @@ impl Netns {
     /// Writes `/proc/sys/<key>` inside this namespace.
     pub fn set_sysctl(&self, key: &str, value: &str) -> Result<()> {
         self.run(|| crate::sysctl::write(key, value))?
+    }
+}
+
+/// The calling thread is inside a namespace until this is dropped. Not `Send`: it
+/// must be dropped on the thread that entered.
+pub struct Entered<'a> {
+    home: File,
+    _ns: std::marker::PhantomData<(&'a Netns, *const ())>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
+            // Going on in the wrong namespace would act on the wrong network.
+            eprintln!("underlay: cannot return to the original network namespace: {e}");
+            std::process::abort();
+        }
     }
 }
 

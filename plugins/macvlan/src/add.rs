@@ -29,7 +29,7 @@ pub fn add(call: &Call) -> Result<CniResult, CniError> {
             conf.mtu, master.name, master.mtu
         )));
     }
-    let mut pod_nl = pod.netlink().map_err(kernel)?;
+    let mut pod_nl = pod_netlink(&pod)?;
     if pod_nl.link_by_name(ifname).map_err(kernel)?.is_some() {
         return Err(CniError::new(
             code::IFNAME_TAKEN,
@@ -49,7 +49,7 @@ pub fn add(call: &Call) -> Result<CniResult, CniError> {
     let created = pod_nl.link(&tmp).map_err(kernel)?;
     let link_undo = Undo::new(|| delete_quietly(&pod, created.index));
     pod_nl.rename(created.index, ifname).map_err(kernel)?;
-    let link = pod_nl.link(ifname).map_err(kernel)?;
+    let link = Link { name: ifname.to_string(), ..created.clone() };
     let mac = link.mac.ok_or_else(|| CniError::kernel(format!("{ifname} has no MAC address")))?;
 
     let ipam = conf.ipam.as_deref().map(|ty| delegate::add(call, ty)).transpose()?;
@@ -79,7 +79,7 @@ pub fn add(call: &Call) -> Result<CniResult, CniError> {
         // The reference drops the IPAM's DNS here; both are kept, the config's first.
         result.dns.merge(&ipam.dns);
     }
-    configure_in(&pod, ifname, &link, mac, &result, &conf).map_err(|f| match f {
+    configure_in(&pod, &mut pod_nl, ifname, &link, &result, &conf).map_err(|f| match f {
         Failure::DadFailed(ip) => CniError::new(
             code::ADDRESS_CONFLICT,
             format!("address {ip} is already in use on the LAN (IPv6 duplicate address detection failed)"),
@@ -88,29 +88,47 @@ pub fn add(call: &Call) -> Result<CniResult, CniError> {
     })?;
     ipam_undo.keep();
     link_undo.keep();
+    // The kernel sent the first announcement; the rest go out after we have answered.
+    if conf.settings.announce_count > 1 && !result.ips.is_empty() {
+        let job = underlay_linux::announce::Job {
+            netns: path.to_path_buf(),
+            index: link.index,
+            mac,
+            ips: result.ips.iter().map(|ip| ip.address.addr()).collect(),
+            count: conf.settings.announce_count - 1,
+            interval: conf.settings.announce_interval,
+        };
+        // Best effort: the address works whether or not the LAN hears about it again.
+        let _ = job.spawn_detached();
+    }
     Ok(result)
+}
+
+/// A netlink socket in the pod's namespace, made on this thread (see `Netns::enter`).
+pub fn pod_netlink(pod: &Netns) -> Result<Netlink, CniError> {
+    let _inside = pod.enter().map_err(kernel)?;
+    Netlink::new().map_err(kernel)
 }
 
 fn configure_in(
     pod: &Netns,
+    nl: &mut Netlink,
     ifname: &str,
     link: &Link,
-    mac: underlay::MacAddr,
     result: &CniResult,
     conf: &Conf,
 ) -> Result<(), Failure> {
-    pod.run(|| {
-        let mut nl = Netlink::new()?;
-        if result.ips.is_empty() {
-            // L2 only: the link comes up, nothing else.
-            return Ok(nl.set_up(link.index, true)?);
-        }
-        configure::apply(&mut nl, ifname, link.index, mac, result, 0, &conf.settings)
-    })?
+    // Sysctls and announcements act on the calling thread's namespace.
+    let _inside = pod.enter()?;
+    if result.ips.is_empty() {
+        // L2 only: the link comes up, nothing else.
+        return Ok(nl.set_up(link.index, true)?);
+    }
+    configure::apply(nl, ifname, link.index, result, 0, &conf.settings)
 }
 
 fn delete_quietly(pod: &Netns, index: u32) {
-    if let Ok(mut nl) = pod.netlink() {
+    if let Ok(mut nl) = pod_netlink(pod) {
         let _ = nl.delete_link(index);
     }
 }

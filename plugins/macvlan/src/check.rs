@@ -31,7 +31,7 @@ pub fn check(call: &Call) -> Result<(), CniError> {
     let expected = &prev.interfaces[index];
     let pod = open_netns(path)?;
     let (_, master) = master::resolve(&conf, Some(&pod))?;
-    let mut nl = pod.netlink().map_err(kernel)?;
+    let mut nl = crate::add::pod_netlink(&pod)?;
     let link =
         nl.link_by_name(ifname).map_err(kernel)?.ok_or_else(|| failed(format!("{ifname} is gone from {sandbox}")))?;
     if !link.is_macvlan() {

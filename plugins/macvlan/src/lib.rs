@@ -22,20 +22,15 @@ impl Plugin for Macvlan {
 
     /// IPAM first, then the link. Succeeds when the namespace, the link or both are
     /// already gone, and when repeated (containerd's second DEL has no CNI_NETNS).
+    /// (Running the two side by side was tried: the link deletion waits out RCU grace
+    /// periods, which end later while another CPU is busy, and DEL got slower.)
     fn del(&self, call: &Call) -> Result<(), CniError> {
         if let Some(ty) = call.conf.ipam_type()? {
             delegate::run(call, ty, Command::Del)?;
         }
-        let Some(path) = &call.env.netns else { return Ok(()) };
-        let Ok(pod) = Netns::open(path) else { return Ok(()) };
-        let mut nl = pod.netlink().map_err(master::kernel)?;
-        match nl.link_by_name(&call.env.ifname).map_err(master::kernel)? {
-            // Only a macvlan is ours to delete; anything else under that name is not.
-            Some(link) if link.is_macvlan() => match nl.delete_link(link.index) {
-                Err(e) if !e.is_not_found() => Err(master::kernel(e)),
-                _ => Ok(()),
-            },
-            _ => Ok(()),
+        match &call.env.netns {
+            Some(path) => delete_link(path, &call.env.ifname),
+            None => Ok(()),
         }
     }
 
@@ -63,5 +58,19 @@ impl Plugin for Macvlan {
             Some(ty) => delegate::run(call, ty, Command::Gc),
             None => Ok(()),
         }
+    }
+}
+
+/// Deletes the macvlan `ifname` in the namespace at `path`, if both still exist. Only a
+/// macvlan is ours to delete; anything else under that name is left alone.
+fn delete_link(path: &std::path::Path, ifname: &str) -> Result<(), CniError> {
+    let Ok(pod) = Netns::open(path) else { return Ok(()) };
+    let mut nl = add::pod_netlink(&pod)?;
+    match nl.link_by_name(ifname).map_err(master::kernel)? {
+        Some(link) if link.is_macvlan() => match nl.delete_link(link.index) {
+            Err(e) if !e.is_not_found() => Err(master::kernel(e)),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
     }
 }

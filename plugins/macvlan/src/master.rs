@@ -13,7 +13,7 @@ pub fn kernel(e: underlay_linux::Error) -> CniError {
 /// A netlink socket in the master's namespace, and the master.
 pub fn resolve(conf: &Conf, pod: Option<&Netns>) -> Result<(Netlink, Link), CniError> {
     let (mut nl, place) = match (conf.link_in_container, pod) {
-        (true, Some(pod)) => (pod.netlink().map_err(kernel)?, "the container's network namespace"),
+        (true, Some(pod)) => (crate::add::pod_netlink(pod)?, "the container's network namespace"),
         (true, None) => return Err(CniError::config("linkInContainer needs the container's namespace (CNI_NETNS)")),
         (false, _) => (Netlink::new().map_err(kernel)?, "the node's network namespace"),
     };

@@ -180,3 +180,31 @@ fn a_new_mac_for_a_reused_address_is_announced_to_the_lan() {
     // The external device learnt the new MAC without sending anything itself.
     assert_eq!(neigh_mac(), Some(new_mac));
 }
+
+#[test]
+fn extra_announcements_follow_after_add_returns() {
+    let w = world(WorldSpec::seed("mvann").nodes(1).pods(1));
+    let data = tempfile::tempdir().unwrap();
+    let mut c = seed_conf("1.0.0", data.path());
+    c["announceCount"] = json!(3);
+    c["announceIntervalMs"] = json!(200);
+    let ext = w.external();
+    let mut nl = ext.netns.netlink().unwrap();
+    let eth0 = nl.link("eth0").unwrap().index;
+    let listener = {
+        let ns = underlay_linux::Netns::open(ext.netns.path()).unwrap();
+        std::thread::spawn(move || ns.run(|| underlay_linux::announce::capture_arp(eth0, Duration::from_millis(1500))))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let out = cni(&PluginDir::ours(), &w.node(0).netns, "ADD", "c1", Some(&w.pods[0]), "eth0", &c);
+    assert!(started.elapsed() < Duration::from_millis(350), "ADD does not wait for the spacing");
+    let ip = match out.ip() {
+        std::net::IpAddr::V4(v4) => v4.octets(),
+        other => panic!("{other}"),
+    };
+    let seen = listener.join().unwrap().unwrap().unwrap();
+    // Announcements: sender and target address both the pod's.
+    let announced = seen.iter().filter(|p| p[14..18] == ip && p[24..28] == ip).count();
+    assert_eq!(announced, 3, "one from the kernel, two from the detached announcer: {seen:?}");
+}

@@ -1,0 +1,234 @@
+//! macvlan: ADD and DEL latency, N ADDs at once, and the kernel's own time to delete a
+//! macvlan (the floor under any DEL), ours and the reference in the same run and the
+//! same test world. The sequential samples are interleaved (kernel, ours, reference,
+//! kernel, ...) so all three see the same machine, and every DEL comes a fixed time
+//! after its ADD, as in life (a DEL right after an ADD meets the kernel still busy
+//! with the new link's IPv6 start-up).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use comfy_table::Table;
+use serde_json::json;
+use underlay_linux::world::{World, WorldSpec};
+use underlay_linux::{MacvlanMode, MacvlanSpec, Netlink, Netns};
+
+use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Sequential ADD+DEL cycles per implementation.
+    #[arg(long, default_value_t = 300)]
+    iterations: usize,
+    /// Concurrent ADDs (then as many DELs) per round.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Concurrent rounds per implementation.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Time between an ADD and its DEL, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    settle_ms: u64,
+    /// Directory with the reference plugins.
+    #[arg(long, default_value = "/usr/lib/cni")]
+    reference: PathBuf,
+}
+
+struct Impl {
+    name: &'static str,
+    dir: tempfile::TempDir,
+    data: tempfile::TempDir,
+    add: Vec<Duration>,
+    del: Vec<Duration>,
+}
+
+impl Impl {
+    fn new(name: &'static str, macvlan: &Path, host_local: &Path) -> Result<Impl> {
+        anyhow::ensure!(macvlan.exists(), "{} not found (cargo build --release; scripts/deps)", macvlan.display());
+        let dir = tempfile::tempdir()?;
+        std::os::unix::fs::symlink(macvlan, dir.path().join("macvlan"))?;
+        std::os::unix::fs::symlink(host_local, dir.path().join("host-local"))?;
+        Ok(Impl { name, dir, data: tempfile::tempdir()?, add: vec![], del: vec![] })
+    }
+
+    fn conf(&self) -> Vec<u8> {
+        serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "bench", "type": "macvlan", "master": "enp0s3",
+            "mode": "bridge", "ipam": {"type": "host-local", "subnet": "10.77.0.0/16", "dataDir": self.data.path()}}))
+        .expect("serializes")
+    }
+
+    /// The plugin as a runtime starts it. The benchmark's thread is already in the
+    /// node's namespace, so the child inherits it without a pre-exec hook (which would
+    /// force a slow fork of this whole process).
+    fn command(&self, verb: &str, cid: &str, pod: &Netns) -> Command {
+        let mut c = Command::new(self.dir.path().join("macvlan"));
+        c.env_clear()
+            .env("CNI_COMMAND", verb)
+            .env("CNI_CONTAINERID", cid)
+            .env("CNI_NETNS", pod.path())
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", self.dir.path());
+        c
+    }
+
+    fn cycle(&mut self, i: usize, pod: &Netns, settle: Duration) -> Result<()> {
+        let (conf, cid) = (self.conf(), format!("seq{i}"));
+        self.add.push(timed(&mut self.command("ADD", &cid, pod), &conf).with_context(|| format!("{} ADD", self.name))?);
+        std::thread::sleep(settle);
+        self.del.push(timed(&mut self.command("DEL", &cid, pod), &conf).with_context(|| format!("{} DEL", self.name))?);
+        Ok(())
+    }
+
+    /// Wall time of `n` ADDs started at once, then of `n` DELs.
+    fn burst(&self, world: &World, round: usize, n: usize) -> Result<(Duration, Duration)> {
+        let conf = self.conf();
+        let mut walls = Vec::new();
+        for verb in ["ADD", "DEL"] {
+            let start = Instant::now();
+            let children: Vec<_> = (0..n)
+                .map(|i| {
+                    let mut child = self
+                        .command(verb, &format!("par{round}-{i}"), &world.pods[i])
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .spawn()?;
+                    child.stdin.take().expect("piped").write_all(&conf)?;
+                    Ok(child)
+                })
+                .collect::<Result<_>>()?;
+            for child in children {
+                let out = child.wait_with_output()?;
+                anyhow::ensure!(out.status.success(), "{} {verb}: {}", self.name, String::from_utf8_lossy(&out.stdout));
+            }
+            walls.push(start.elapsed());
+        }
+        Ok((walls[0], walls[1]))
+    }
+
+    fn peaks(&self, pod: &Netns) -> Result<(u64, u64)> {
+        let (conf, mut add, mut del) = (self.conf(), 0, 0);
+        for i in 0..3 {
+            let cid = format!("rss{i}");
+            add = add.max(peak_rss_kb(&mut self.command("ADD", &cid, pod), &conf)?);
+            del = del.max(peak_rss_kb(&mut self.command("DEL", &cid, pod), &conf)?);
+        }
+        Ok((add, del))
+    }
+}
+
+/// The smallest process that does what DEL must: enter the namespace, find the link,
+/// delete it.
+pub fn delete_link(netns: &Path, ifname: &str) -> Result<()> {
+    let pod = Netns::open(netns)?;
+    let mut nl = {
+        let _in = pod.enter()?;
+        Netlink::new()?
+    };
+    let link = nl.link(ifname)?;
+    nl.delete_link(link.index)?;
+    Ok(())
+}
+
+/// A macvlan made exactly as an ADD leaves it (created under a temporary name,
+/// renamed, arp_notify on, address, up), then left for `settle`.
+fn make_configured(host: &mut Netlink, parent: u32, pod: &Netns, nl: &mut Netlink, settle: Duration) -> Result<u32> {
+    let mut spec = MacvlanSpec::new("kdel0", parent, MacvlanMode::Bridge);
+    spec.netns = Some(pod.fd());
+    host.create_macvlan(&spec)?;
+    let link = nl.link("kdel0")?;
+    nl.rename(link.index, "eth0")?;
+    {
+        let _in = pod.enter()?;
+        underlay_linux::sysctl::write("net/ipv4/conf/eth0/arp_notify", "1")?;
+    }
+    nl.add_address(link.index, "10.78.0.2/16".parse()?, Default::default())?;
+    nl.set_up(link.index, true)?;
+    std::thread::sleep(settle);
+    Ok(link.index)
+}
+
+/// The kernel's own deletion time: one netlink request from a process that already
+/// has its socket open.
+fn kernel_delete(host: &mut Netlink, parent: u32, pod: &Netns, nl: &mut Netlink, settle: Duration) -> Result<Duration> {
+    let index = make_configured(host, parent, pod, nl, settle)?;
+    let start = Instant::now();
+    nl.delete_link(index)?;
+    Ok(start.elapsed())
+}
+
+/// The same deletion done by the smallest possible process (`delete-link`): what any
+/// exec'd plugin pays at least.
+fn process_delete(host: &mut Netlink, parent: u32, pod: &Netns, nl: &mut Netlink, settle: Duration) -> Result<Duration> {
+    make_configured(host, parent, pod, nl, settle)?;
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("delete-link").arg(pod.path()).arg("eth0");
+    timed(&mut cmd, b"")
+}
+
+fn ms(d: f64) -> String {
+    format!("{d:.2} ms")
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    format!("{:.2}x", a / b)
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut ours = Impl::new("ours", &sibling("macvlan"), &sibling("host-local"))?;
+    let mut reference = Impl::new("reference", &args.reference.join("macvlan"), &args.reference.join("host-local"))?;
+    let world = World::build(WorldSpec::seed("bench").nodes(1).pods(args.concurrency.max(8)))
+        .context("build the test world (run as root)")?;
+    let node = &world.node(0).netns;
+    let _in_node = node.enter()?;
+    let mut host = Netlink::new()?;
+    let parent = host.link("enp0s3")?.index;
+    let settle = Duration::from_millis(args.settle_ms);
+    let (mut kernel, mut process) = (Vec::new(), Vec::new());
+    eprintln!("{} interleaved cycles (kernel, smallest process, ours, reference) ...", args.iterations);
+    for i in 0..args.iterations {
+        let pod = &world.pods[i % world.pods.len()];
+        let mut nl = { let _in = pod.enter()?; Netlink::new()? };
+        kernel.push(kernel_delete(&mut host, parent, pod, &mut nl, settle)?);
+        process.push(process_delete(&mut host, parent, pod, &mut nl, settle)?);
+        ours.cycle(i, pod, settle)?;
+        reference.cycle(i, pod, settle)?;
+    }
+    eprintln!("{} rounds of {} at once ...", args.rounds, args.concurrency);
+    let (mut bursts_ours, mut bursts_ref) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        bursts_ours.push(ours.burst(&world, round, args.concurrency)?);
+        bursts_ref.push(reference.burst(&world, round, args.concurrency)?);
+    }
+    let (o_peak, r_peak) = (ours.peaks(&world.pods[0])?, reference.peaks(&world.pods[0])?);
+
+    let p = percentiles;
+    let (oa, ra, od, rd, kd) = (p(&ours.add), p(&reference.add), p(&ours.del), p(&reference.del), p(&kernel));
+    let pd = p(&process);
+    let first = |v: &[(Duration, Duration)]| p(&v.iter().map(|x| x.0).collect::<Vec<_>>()).0;
+    let second = |v: &[(Duration, Duration)]| p(&v.iter().map(|x| x.1).collect::<Vec<_>>()).0;
+    let (oca, rca, ocd, rcd) = (first(&bursts_ours), first(&bursts_ref), second(&bursts_ours), second(&bursts_ref));
+    let n = args.concurrency;
+    let mut t = Table::new();
+    t.set_header(["measure", "ours", "reference", "ours / reference"]);
+    t.add_row(["ADD p50", &ms(oa.0), &ms(ra.0), &ratio(oa.0, ra.0)]);
+    t.add_row(["ADD p99", &ms(oa.1), &ms(ra.1), &ratio(oa.1, ra.1)]);
+    t.add_row(["DEL p50", &ms(od.0), &ms(rd.0), &ratio(od.0, rd.0)]);
+    t.add_row(["DEL p99", &ms(od.1), &ms(rd.1), &ratio(od.1, rd.1)]);
+    t.add_row(["DEL p50 above the kernel's own deletion", &ms(od.0 - kd.0), &ms(rd.0 - kd.0), "-"]);
+    t.add_row(["DEL p50 above the smallest deleting process", &ms(od.0 - pd.0), &ms(rd.0 - pd.0), "-"]);
+    t.add_row([&format!("{n} ADDs at once, wall (median of {})", args.rounds), &ms(oca), &ms(rca), &ratio(oca, rca)]);
+    t.add_row([&format!("{n} DELs at once, wall (median)"), &ms(ocd), &ms(rcd), &ratio(ocd, rcd)]);
+    t.add_row(["peak memory, ADD", &mb(o_peak.0), &mb(r_peak.0), &ratio(o_peak.0 as f64, r_peak.0 as f64)]);
+    t.add_row(["peak memory, DEL", &mb(o_peak.1), &mb(r_peak.1), &ratio(o_peak.1 as f64, r_peak.1 as f64)]);
+    println!(
+        "macvlan + host-local, cniVersion 1.0.0: {} interleaved ADD+DEL cycles (DEL {} ms after ADD), {} rounds of {n} at once",
+        args.iterations, args.settle_ms, args.rounds
+    );
+    println!("{t}");
+    println!("kernel's own deletion of a configured macvlan: p50 {} p99 {}", ms(kd.0), ms(kd.1));
+    println!("the same, by the smallest process that can do it: p50 {} p99 {}", ms(pd.0), ms(pd.1));
+    Ok(())
+}
