@@ -161,7 +161,13 @@ fn kernel_delete(host: &mut Netlink, parent: u32, pod: &Netns, nl: &mut Netlink,
 
 /// The same deletion done by the smallest possible process (`delete-link`): what any
 /// exec'd plugin pays at least.
-fn process_delete(host: &mut Netlink, parent: u32, pod: &Netns, nl: &mut Netlink, settle: Duration) -> Result<Duration> {
+fn process_delete(
+    host: &mut Netlink,
+    parent: u32,
+    pod: &Netns,
+    nl: &mut Netlink,
+    settle: Duration,
+) -> Result<Duration> {
     make_configured(host, parent, pod, nl, settle)?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("delete-link").arg(pod.path()).arg("eth0");
@@ -190,7 +196,10 @@ pub fn run(args: Args) -> Result<()> {
     eprintln!("{} interleaved cycles (kernel, smallest process, ours, reference) ...", args.iterations);
     for i in 0..args.iterations {
         let pod = &world.pods[i % world.pods.len()];
-        let mut nl = { let _in = pod.enter()?; Netlink::new()? };
+        let mut nl = {
+            let _in = pod.enter()?;
+            Netlink::new()?
+        };
         kernel.push(kernel_delete(&mut host, parent, pod, &mut nl, settle)?);
         process.push(process_delete(&mut host, parent, pod, &mut nl, settle)?);
         ours.cycle(i, pod, settle)?;

@@ -1,6 +1,6 @@
-//! ADD: create the macvlan under a temporary name directly in the container's
-//! namespace, rename it, get addresses from IPAM, configure, report. Every step's undo
-//! is registered right after it: a failed ADD leaves no link and no reservation.
+//! ADD: create the macvlan directly in the container's namespace, get addresses from
+//! IPAM, configure, report. Every step's undo is registered right after it: a failed
+//! ADD leaves no link and no reservation.
 
 use std::hash::{BuildHasher, RandomState};
 
@@ -37,18 +37,34 @@ pub fn add(call: &Call) -> Result<CniResult, CniError> {
         ));
     }
 
-    // A temporary name, because the final one may be taken where the link is created.
-    let tmp = format!("mv{:08x}", RandomState::new().hash_one(call.env.container_id.as_str()) as u32);
-    let mut spec = MacvlanSpec::new(&tmp, master.index, conf.mode);
+    let mut spec = MacvlanSpec::new(ifname, master.index, conf.mode);
     spec.mtu = conf.mtu;
     spec.mac = conf.mac;
     spec.sources = &conf.sources;
     spec.bc_queue_len = conf.bcqueuelen;
     spec.netns = (!conf.link_in_container).then(|| pod.fd());
-    master_nl.create_macvlan(&spec).map_err(|e| create_error(e, &conf, &master))?;
-    let created = pod_nl.link(&tmp).map_err(kernel)?;
+    // The link is made directly in the pod's namespace under its final name. Kernels
+    // that checked the name in the creator's namespace instead refuse it when the node
+    // has an interface of that name; only then take the reference's detour: a
+    // temporary name, renamed in the pod (a rename costs a sysfs move, so not always).
+    let created = match master_nl.create_macvlan(&spec) {
+        Err(e) if e.is(underlay_linux::error::Errno::EEXIST) => {
+            let tmp = format!("mv{:08x}", RandomState::new().hash_one(call.env.container_id.as_str()) as u32);
+            spec.name = &tmp;
+            master_nl.create_macvlan(&spec).map_err(|e| create_error(e, &conf, &master))?;
+            let created = pod_nl.link(&tmp).map_err(kernel)?;
+            if let Err(e) = pod_nl.rename(created.index, ifname) {
+                delete_quietly(&pod, created.index);
+                return Err(kernel(e));
+            }
+            created
+        }
+        other => {
+            other.map_err(|e| create_error(e, &conf, &master))?;
+            pod_nl.link(ifname).map_err(kernel)?
+        }
+    };
     let link_undo = Undo::new(|| delete_quietly(&pod, created.index));
-    pod_nl.rename(created.index, ifname).map_err(kernel)?;
     let link = Link { name: ifname.to_string(), ..created.clone() };
     let mac = link.mac.ok_or_else(|| CniError::kernel(format!("{ifname} has no MAC address")))?;
 

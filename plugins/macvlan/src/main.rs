@@ -1,7 +1,13 @@
-fn main() {
+#![no_main]
+
+// A plain C `main`: std's start-up (stack-overflow guard discovery, which reads
+// /proc/self/maps, and signal setup) is skipped; a CNI call is over before it would
+// matter.
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     // Started again by ourselves to send the later announcements of an ADD.
     if let Some(job) = underlay_linux::announce::Job::from_env() {
-        std::process::exit(i32::from(job.run().is_err()));
+        return i32::from(job.run().is_err());
     }
     underlay::cni::plugin::main(&macvlan::Macvlan)
 }

@@ -208,3 +208,19 @@ fn extra_announcements_follow_after_add_returns() {
     let announced = seen.iter().filter(|p| p[14..18] == ip && p[24..28] == ip).count();
     assert_eq!(announced, 3, "one from the kernel, two from the detached announcer: {seen:?}");
 }
+
+#[test]
+fn the_pod_interface_may_share_a_name_with_a_node_interface() {
+    // Why the reference creates under a temporary name: old kernels checked the new
+    // name against the creator's namespace. Here the pod's interface is called like the
+    // node's own uplink.
+    let w = world(WorldSpec::seed("mvsame").nodes(1).pods(1));
+    let data = tempfile::tempdir().unwrap();
+    let c = seed_conf("1.0.0", data.path());
+    let out = cni(&PluginDir::ours(), &w.node(0).netns, "ADD", "c1", Some(&w.pods[0]), "enp0s3", &c);
+    assert!(out.ok, "{}", out.json);
+    assert_eq!(out.json["interfaces"][0]["name"], "enp0s3");
+    assert!(links(&w.pods[0]).contains(&"enp0s3".to_string()));
+    assert!(cni(&PluginDir::ours(), &w.node(0).netns, "DEL", "c1", Some(&w.pods[0]), "enp0s3", &c).ok);
+    assert!(links(&w.node(0).netns).contains(&"enp0s3".to_string()), "the node's own link is untouched");
+}

@@ -8,21 +8,37 @@ use crate::cni::CniError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Boot {
     pub id: String,
-    pub btime: i64,
+    /// Read only when needed (after a reboot): `None` until then.
+    btime: Option<i64>,
+}
+
+fn read(p: &str) -> Result<String, CniError> {
+    fs::read_to_string(p).map_err(|e| CniError::io(format!("read {p}: {e}")))
 }
 
 impl Boot {
+    /// A boot with a known start time (tests, tools).
+    pub fn new(id: &str, btime: i64) -> Boot {
+        Boot { id: id.to_string(), btime: Some(btime) }
+    }
+
     pub fn current() -> Result<Boot, CniError> {
-        let read = |p: &str| fs::read_to_string(p).map_err(|e| CniError::io(format!("read {p}: {e}")));
-        let id = read("/proc/sys/kernel/random/boot_id")?.trim().to_string();
-        // Boot time = now - uptime. (/proc/stat has it too, but costs far more to read.)
+        Ok(Boot { id: read("/proc/sys/kernel/random/boot_id")?.trim().to_string(), btime: None })
+    }
+
+    /// When this boot started: now minus the uptime. (/proc/stat has it too, but costs
+    /// far more to read.)
+    pub fn btime(&self) -> Result<i64, CniError> {
+        if let Some(t) = self.btime {
+            return Ok(t);
+        }
         let uptime: f64 = read("/proc/uptime")?
             .split_whitespace()
             .next()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| CniError::io("unreadable /proc/uptime"))?;
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Ok(Boot { id, btime: (now.as_secs_f64() - uptime).floor() as i64 })
+        Ok((now.as_secs_f64() - uptime).floor() as i64)
     }
 }
 
@@ -33,6 +49,7 @@ mod tests {
         let b = super::Boot::current().unwrap();
         assert_eq!(b.id.len(), 36, "{b:?}");
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-        assert!(b.btime > 0 && b.btime <= now);
+        let btime = b.btime().unwrap();
+        assert!(btime > 0 && btime <= now);
     }
 }

@@ -57,19 +57,19 @@ impl DiskStore {
     /// With `reclaim`, reservations made before the running boot are dropped on the
     /// first use after a reboot.
     pub fn open(dir: &Path, boot: &Boot, reclaim: bool) -> Result<DiskStore, CniError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(|e| io(format_args!("create store {}", dir.display()), e))?;
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(dir.join("lock"))
-            .map_err(|e| io(format_args!("open {}/lock", dir.display()), e))?;
+        let open_lock = || {
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o644).open(dir.join("lock"))
+        };
+        // The directory is there on every call but the first: try before creating.
+        let lock = match open_lock() {
+            Err(e) if e.kind() == ErrorKind::NotFound => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .and_then(|()| open_lock())
+                .map_err(|e| io(format_args!("create store {}", dir.display()), e))?,
+            other => other.map_err(|e| io(format_args!("open {}/lock", dir.display()), e))?,
+        };
         lock.lock().map_err(|e| io(format_args!("lock {}/lock", dir.display()), e))?;
         let mut store = DiskStore {
             dir: dir.to_path_buf(),
@@ -80,11 +80,17 @@ impl DiskStore {
             _lock: lock,
         };
         let side = dir.parent().zip(dir.file_name()).map(|(p, n)| p.join(SIDE_DIR).join(n));
-        let side = side.filter(|s| fs::DirBuilder::new().recursive(true).mode(0o700).create(s.join("owners")).is_ok());
-        let state = side.as_deref().map(load_state).unwrap_or_default();
+        let state = side.as_deref().and_then(load_state);
+        // No state: a first use (or an unusable side directory, then the index is kept
+        // in memory).
+        let side = match state {
+            Some(_) => side,
+            None => side.filter(|s| fs::DirBuilder::new().recursive(true).mode(0o700).create(s.join("owners")).is_ok()),
+        };
+        let state = state.unwrap_or_default();
         let new_boot = state.boot_id != boot.id;
         if new_boot && reclaim {
-            store.reclaim_before(boot.btime)?;
+            store.reclaim_before(boot.btime()?)?;
         }
         match side {
             Some(side) if !new_boot && state.store == Some(Stamp::of(dir)?) => {

@@ -3,7 +3,7 @@ use crate::ipam::boot::Boot;
 use std::os::unix::fs::PermissionsExt;
 
 fn boot(id: &str, btime: i64) -> Boot {
-    Boot { id: id.into(), btime }
+    Boot::new(id, btime)
 }
 
 fn owner(id: &str, ifname: &str) -> Attachment {

@@ -155,8 +155,10 @@ impl OwnerIndex {
     }
 }
 
-pub(super) fn load_state(side: &Path) -> State {
-    fs::read(side.join("state")).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+/// The index's state; `None` if there is no state file, `Some(default)` if it is torn.
+pub(super) fn load_state(side: &Path) -> Option<State> {
+    let bytes = fs::read(side.join("state")).ok()?;
+    Some(serde_json::from_slice(&bytes).unwrap_or_default())
 }
 
 pub(super) fn save_state(side: &Path, state: &State) -> Result<(), CniError> {
