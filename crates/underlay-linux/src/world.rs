@@ -117,6 +117,8 @@ pub struct World {
     pub pods: Vec<Netns>,
     /// Every namespace made, in creation order, removed in reverse.
     made: Vec<String>,
+    /// Links made in the root namespace (see `root_port`), removed first.
+    root_links: Vec<String>,
 }
 
 static WORLDS: AtomicUsize = AtomicUsize::new(0);
@@ -129,9 +131,17 @@ impl World {
         let switch = create(&prefix, "sw", &mut made);
         // From here on, a failure drops what was made so far.
         let mut world = match switch {
-            Ok(switch) => {
-                World { spec, prefix, switch, nodes: vec![], external: None, gateway: None, pods: vec![], made }
-            }
+            Ok(switch) => World {
+                spec,
+                prefix,
+                switch,
+                nodes: vec![],
+                external: None,
+                gateway: None,
+                pods: vec![],
+                made,
+                root_links: vec![],
+            },
             Err(e) => {
                 cleanup(&made);
                 return Err(e);
@@ -218,6 +228,27 @@ impl World {
         self.external.as_ref().expect("this world has an external device")
     }
 
+    /// Plugs the *root* namespace into the switch through a new veth and returns its
+    /// name. For clients (Podman, containerd) that run plugins in the root namespace:
+    /// this link is their parent. It gets no address and no IPv6 (so no link-local
+    /// address or route appears in the root namespace) and is deleted with the world.
+    pub fn root_port(&mut self) -> Result<String> {
+        let name = format!("ul{}r{}", std::process::id() % 100_000, self.root_links.len());
+        let port = format!("p-root{}", self.root_links.len());
+        let mut root = crate::netlink::Netlink::new()?;
+        root.create_veth(&name, &port, Some(self.switch.fd()))?;
+        self.root_links.push(name.clone());
+        crate::sysctl::write(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1")?;
+        let link = root.link(&name)?;
+        root.set_up(link.index, true)?;
+        let mut sw = self.switch.netlink()?;
+        let br = sw.link(BRIDGE)?;
+        let p = sw.link(&port)?;
+        sw.set_controller(p.index, Some(br.index))?;
+        sw.set_up(p.index, true)?;
+        Ok(name)
+    }
+
     /// Turns hairpin on or off on a switch port.
     pub fn set_hairpin(&self, port: &str, on: bool) -> Result<()> {
         let mut sw = self.switch.netlink()?;
@@ -294,6 +325,13 @@ fn cleanup(made: &[String]) {
 
 impl Drop for World {
     fn drop(&mut self) {
+        if let Ok(mut root) = crate::netlink::Netlink::new() {
+            for name in &self.root_links {
+                if let Err(e) = root.delete_link_by_name(name) {
+                    eprintln!("warning: {e}");
+                }
+            }
+        }
         cleanup(&self.made);
     }
 }
