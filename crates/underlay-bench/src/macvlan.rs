@@ -1,9 +1,11 @@
-//! macvlan: ADD and DEL latency, N ADDs at once, and the kernel's own time to delete a
-//! macvlan (the floor under any DEL), ours and the reference in the same run and the
-//! same test world. The sequential samples are interleaved (kernel, ours, reference,
-//! kernel, ...) so all three see the same machine, and every DEL comes a fixed time
-//! after its ADD, as in life (a DEL right after an ADD meets the kernel still busy
-//! with the new link's IPv6 start-up).
+//! macvlan: ADD and DEL latency, N ADDs at once, and the floor under any DEL: the
+//! kernel's own time to delete the link. Ours and the reference run in the same world,
+//! their samples interleaved so both see the same machine; every DEL comes a fixed
+//! time after its ADD, as in life. The floors are measured on links made by our own
+//! ADD, after the same wait, so they delete exactly what our DEL deletes: once by a
+//! netlink request from this process, once by the smallest process that can do it.
+//! (Deleting a link waits out RCU grace periods; their length depends on what ran
+//! just before, so a floor measured on a differently made link drifts by milliseconds.)
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +16,7 @@ use anyhow::{Context, Result};
 use comfy_table::Table;
 use serde_json::json;
 use underlay_linux::world::{World, WorldSpec};
-use underlay_linux::{MacvlanMode, MacvlanSpec, Netlink, Netns};
+use underlay_linux::{Netlink, Netns};
 
 use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
 
@@ -72,6 +74,22 @@ impl Impl {
             .env("CNI_IFNAME", "eth0")
             .env("CNI_PATH", self.dir.path());
         c
+    }
+
+    /// ADD, wait, then `floor` deletes the link (timed) and our DEL releases the rest.
+    fn floor(
+        &self,
+        cid: &str,
+        pod: &Netns,
+        settle: Duration,
+        floor: fn(&Netns) -> Result<Duration>,
+    ) -> Result<Duration> {
+        let conf = self.conf();
+        timed(&mut self.command("ADD", cid, pod), &conf)?;
+        std::thread::sleep(settle);
+        let t = floor(pod)?;
+        timed(&mut self.command("DEL", cid, pod), &conf)?;
+        Ok(t)
     }
 
     fn cycle(&mut self, i: usize, pod: &Netns, settle: Duration) -> Result<()> {
@@ -132,43 +150,22 @@ pub fn delete_link(netns: &Path, ifname: &str) -> Result<()> {
     Ok(())
 }
 
-/// A macvlan made exactly as an ADD leaves it (created under a temporary name,
-/// renamed, arp_notify on, address, up), then left for `settle`.
-fn make_configured(host: &mut Netlink, parent: u32, pod: &Netns, nl: &mut Netlink, settle: Duration) -> Result<u32> {
-    let mut spec = MacvlanSpec::new("kdel0", parent, MacvlanMode::Bridge);
-    spec.netns = Some(pod.fd());
-    host.create_macvlan(&spec)?;
-    let link = nl.link("kdel0")?;
-    nl.rename(link.index, "eth0")?;
-    {
+/// The kernel's own deletion time: one netlink request from this process, whose
+/// socket in the pod is already open.
+fn kernel_delete(pod: &Netns) -> Result<Duration> {
+    let mut nl = {
         let _in = pod.enter()?;
-        underlay_linux::sysctl::write("net/ipv4/conf/eth0/arp_notify", "1")?;
-    }
-    nl.add_address(link.index, "10.78.0.2/16".parse()?, Default::default())?;
-    nl.set_up(link.index, true)?;
-    std::thread::sleep(settle);
-    Ok(link.index)
-}
-
-/// The kernel's own deletion time: one netlink request from a process that already
-/// has its socket open.
-fn kernel_delete(host: &mut Netlink, parent: u32, pod: &Netns, nl: &mut Netlink, settle: Duration) -> Result<Duration> {
-    let index = make_configured(host, parent, pod, nl, settle)?;
+        Netlink::new()?
+    };
+    let link = nl.link("eth0")?;
     let start = Instant::now();
-    nl.delete_link(index)?;
+    nl.delete_link(link.index)?;
     Ok(start.elapsed())
 }
 
-/// The same deletion done by the smallest possible process (`delete-link`): what any
-/// exec'd plugin pays at least.
-fn process_delete(
-    host: &mut Netlink,
-    parent: u32,
-    pod: &Netns,
-    nl: &mut Netlink,
-    settle: Duration,
-) -> Result<Duration> {
-    make_configured(host, parent, pod, nl, settle)?;
+/// The same deletion done by the smallest process that can do it (`delete-link`): what
+/// any exec'd plugin pays at least.
+fn process_delete(pod: &Netns) -> Result<Duration> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("delete-link").arg(pod.path()).arg("eth0");
     timed(&mut cmd, b"")
@@ -189,21 +186,21 @@ pub fn run(args: Args) -> Result<()> {
         .context("build the test world (run as root)")?;
     let node = &world.node(0).netns;
     let _in_node = node.enter()?;
-    let mut host = Netlink::new()?;
-    let parent = host.link("enp0s3")?.index;
     let settle = Duration::from_millis(args.settle_ms);
     let (mut kernel, mut process) = (Vec::new(), Vec::new());
     eprintln!("{} interleaved cycles (kernel, smallest process, ours, reference) ...", args.iterations);
     for i in 0..args.iterations {
         let pod = &world.pods[i % world.pods.len()];
-        let mut nl = {
-            let _in = pod.enter()?;
-            Netlink::new()?
-        };
-        kernel.push(kernel_delete(&mut host, parent, pod, &mut nl, settle)?);
-        process.push(process_delete(&mut host, parent, pod, &mut nl, settle)?);
-        ours.cycle(i, pod, settle)?;
-        reference.cycle(i, pod, settle)?;
+        kernel.push(ours.floor(&format!("kernel{i}"), pod, settle, kernel_delete)?);
+        process.push(ours.floor(&format!("process{i}"), pod, settle, process_delete)?);
+        // Alternate who goes first, so neither always follows the other.
+        if i % 2 == 0 {
+            ours.cycle(i, pod, settle)?;
+            reference.cycle(i, pod, settle)?;
+        } else {
+            reference.cycle(i, pod, settle)?;
+            ours.cycle(i, pod, settle)?;
+        }
     }
     eprintln!("{} rounds of {} at once ...", args.rounds, args.concurrency);
     let (mut bursts_ours, mut bursts_ref) = (Vec::new(), Vec::new());
@@ -237,7 +234,7 @@ pub fn run(args: Args) -> Result<()> {
         args.iterations, args.settle_ms, args.rounds
     );
     println!("{t}");
-    println!("kernel's own deletion of a configured macvlan: p50 {} p99 {}", ms(kd.0), ms(kd.1));
+    println!("kernel's own deletion of the link our ADD makes: p50 {} p99 {}", ms(kd.0), ms(kd.1));
     println!("the same, by the smallest process that can do it: p50 {} p99 {}", ms(pd.0), ms(pd.1));
     Ok(())
 }
