@@ -7,14 +7,17 @@ use libfuzzer_sys::fuzz_target;
 use underlay::cni::plugin::{Call, Plugin, run};
 use underlay::cni::{CniError, CniResult, NetConf, Version};
 
-/// Exercises the parsing a real plugin does: typed config, prevResult in any version,
-/// the GC attachment list, and result conversion to every version.
+/// Exercises the parsing a real plugin does: typed config (the common keys, macvlan's,
+/// host-local's), prevResult in any version, the GC attachment list, and result
+/// conversion to every version.
 struct Parser;
 
 impl Plugin for Parser {
     fn add(&self, call: &Call) -> Result<CniResult, CniError> {
         let _: NetConf = call.conf_as()?;
         call.conf.ipam_type()?;
+        let _ = macvlan::Conf::parse(call);
+        let _ = underlay::ipam::HostLocalConf::parse(&call.raw, call.version, &call.env.args);
         call.env.args.check_known(&["IP", "MAC"])?;
         let prev = call.prev_result()?.unwrap_or_default();
         for &v in Version::ALL {

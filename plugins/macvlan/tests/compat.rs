@@ -70,3 +70,42 @@ fn ours_accepts_the_reference_host_local_and_its_store() {
     assert!(cni(&PluginDir::ours(), node, "DEL", "c1", Some(&w.pods[0]), "eth0", &conf).ok);
     assert!(reservations(data.path(), "macvlan-conf").is_empty());
 }
+
+#[test]
+fn in_process_host_local_gives_the_same_result_as_execing_it() {
+    let w = world(WorldSpec::seed("mvinproc").nodes(1).pods(14));
+    let node = &w.node(0).netns;
+    let in_process = PluginDir::ours();
+    // The same binary behind a shell script: no identity section to read, so it is
+    // exec'd like any foreign IPAM.
+    let exec = PluginDir::ours();
+    let real = std::fs::read_link(exec.path().join("host-local")).unwrap();
+    std::fs::remove_file(exec.path().join("host-local")).unwrap();
+    std::fs::write(exec.path().join("host-local"), format!("#!/bin/sh\nexec {} \"$@\"\n", real.display())).unwrap();
+    std::fs::set_permissions(exec.path().join("host-local"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    assert_eq!(
+        underlay::ipam::delegate::mode("host-local", &env_with_path(in_process.path())),
+        underlay::ipam::delegate::Mode::InProcess
+    );
+    assert_eq!(
+        underlay::ipam::delegate::mode("host-local", &env_with_path(exec.path())),
+        underlay::ipam::delegate::Mode::Exec
+    );
+    for (i, version) in ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"].into_iter().enumerate() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut c1 = seed_conf(version, d1.path());
+        let mut c2 = seed_conf(version, d2.path());
+        for c in [&mut c1, &mut c2] {
+            c["ipam"]["routes"] = serde_json::json!([{"dst": "10.0.0.0/8"}]);
+        }
+        let a = cni(&in_process, node, "ADD", "c1", Some(&w.pods[2 * i]), "eth0", &c1);
+        let b = cni(&exec, node, "ADD", "c1", Some(&w.pods[2 * i + 1]), "eth0", &c2);
+        assert!(a.ok && b.ok, "{version}: {} / {}", a.json, b.json);
+        assert_eq!(normalized(a.json), normalized(b.json), "{version}");
+    }
+}
+
+fn env_with_path(dir: &std::path::Path) -> underlay::cni::Env {
+    underlay::cni::Env::from_vars([("CNI_COMMAND", "STATUS"), ("CNI_PATH", dir.to_str().unwrap())]).unwrap()
+}

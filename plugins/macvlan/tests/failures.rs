@@ -96,26 +96,13 @@ fn env_and_stdin_errors_have_their_codes() {
     assert_eq!(no_netns.code(), 4);
     assert!(no_netns.msg().contains("CNI_NETNS"));
     // CNI_NETNS names a file that is not a network namespace.
-    let mut child = w.node(0).netns.command(plugins.path().join("macvlan"));
-    let out = child
-        .env_clear()
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", "c1")
-        .env("CNI_NETNS", "/etc/hostname")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", plugins.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    out.stdin.as_ref().unwrap().write_all(&serde_json::to_vec(&seed(data.path())).unwrap()).unwrap();
-    let out = out.wait_with_output().unwrap();
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["code"], 4, "{json}");
-    assert!(json["msg"].as_str().unwrap().contains("not a network namespace"), "{json}");
-    let garbage = cni_raw(&plugins, &w.node(0).netns, b"{not json");
-    assert_eq!(garbage["code"], 6, "{garbage}");
+    let not_netns = cni_path(&plugins, &w.node(0).netns, "ADD", "c1", "/etc/hostname", &seed(data.path()));
+    assert_eq!(not_netns.code(), 4, "{}", not_netns.json);
+    assert!(not_netns.msg().contains("not a network namespace"), "{}", not_netns.json);
+    let env =
+        [("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", "c1"), ("CNI_NETNS", "/run/netns/x"), ("CNI_IFNAME", "eth0")];
+    let garbage = invoke(&plugins, &w.node(0).netns, "macvlan", &env, b"{not json");
+    assert_eq!(garbage.code(), 6, "{}", garbage.json);
     assert!(reservations(data.path(), "macvlan-conf").is_empty());
     assert!(links(&w.pods[0]).iter().all(|l| l == "lo"));
 }
@@ -149,23 +136,4 @@ fn dad_failure_is_reported_and_undone() {
     let a = v6.iter().find(|a| a.net.addr() == out.ip()).unwrap();
     assert!(!a.is_tentative() && !a.is_dadfailed(), "{a:?}");
     assert!(reaches(&ext.netns, out.ip()));
-}
-
-/// ADD with raw bytes on stdin.
-fn cni_raw(plugins: &PluginDir, node: &underlay_linux::Netns, stdin: &[u8]) -> Value {
-    use std::io::Write;
-    let mut child = node
-        .command(plugins.path().join("macvlan"))
-        .env_clear()
-        .env("CNI_COMMAND", "ADD")
-        .env("CNI_CONTAINERID", "c1")
-        .env("CNI_NETNS", "/run/netns/whatever")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", plugins.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap()
 }

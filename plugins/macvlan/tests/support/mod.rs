@@ -102,22 +102,31 @@ pub fn cni_args(
     args: &str,
     conf: &Value,
 ) -> Outcome {
-    let plugin = conf["type"].as_str().unwrap();
+    let netns = pod.map(|p| p.path().display().to_string()).unwrap_or_default();
+    let env = [
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", cid),
+        ("CNI_NETNS", &netns),
+        ("CNI_IFNAME", ifname),
+        ("CNI_ARGS", args),
+    ];
+    invoke(plugins, node, conf["type"].as_str().unwrap(), &env, &serde_json::to_vec(conf).unwrap())
+}
+
+/// Runs `plugin` from `node`'s namespace with exactly these CNI_* variables (and
+/// CNI_PATH) and these bytes on stdin.
+pub fn invoke(plugins: &PluginDir, node: &Netns, plugin: &str, env: &[(&str, &str)], stdin: &[u8]) -> Outcome {
     let mut child = node
         .command(plugins.path().join(plugin))
         .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", pod.map(|p| p.path().display().to_string()).unwrap_or_default())
-        .env("CNI_IFNAME", ifname)
-        .env("CNI_ARGS", args)
+        .envs(env.iter().copied())
         .env("CNI_PATH", plugins.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&serde_json::to_vec(conf).unwrap()).unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
     let out = child.wait_with_output().unwrap();
     let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     Outcome { ok: out.status.success(), json }
@@ -169,20 +178,6 @@ pub fn node(w: &World, i: usize) -> &Host {
 
 /// Runs `command` with CNI_NETNS set to an arbitrary path (which may not exist).
 pub fn cni_path(plugins: &PluginDir, node: &Netns, command: &str, cid: &str, netns: &str, conf: &Value) -> Outcome {
-    let plugin = conf["type"].as_str().unwrap();
-    let mut child = node
-        .command(plugins.path().join(plugin))
-        .env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", netns)
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", plugins.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&serde_json::to_vec(conf).unwrap()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    Outcome { ok: out.status.success(), json: serde_json::from_slice(&out.stdout).unwrap_or(Value::Null) }
+    let env = [("CNI_COMMAND", command), ("CNI_CONTAINERID", cid), ("CNI_NETNS", netns), ("CNI_IFNAME", "eth0")];
+    invoke(plugins, node, conf["type"].as_str().unwrap(), &env, &serde_json::to_vec(conf).unwrap())
 }
