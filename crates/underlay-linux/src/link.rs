@@ -35,6 +35,9 @@ pub struct Link {
     /// The bridge (or other controller) this link is a port of.
     pub controller: Option<u32>,
     pub macvlan: Option<MacvlanInfo>,
+    pub ipvlan: Option<crate::ipvlan::IpvlanInfo>,
+    /// The VLAN ID of an 802.1Q sub-interface.
+    pub vlan_id: Option<u16>,
 }
 
 impl Link {
@@ -54,6 +57,8 @@ impl Link {
             link_netnsid: None,
             controller: None,
             macvlan: None,
+            ipvlan: None,
+            vlan_id: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -76,6 +81,8 @@ impl Link {
             match info {
                 LinkInfo::Kind(k) => self.kind = Some(k.to_string()),
                 LinkInfo::Data(InfoData::MacVlan(data)) => self.macvlan = Some(MacvlanInfo::from_attrs(data)),
+                LinkInfo::Data(InfoData::IpVlan(data)) => self.ipvlan = Some(crate::ipvlan::IpvlanInfo::from_attrs(data)),
+                LinkInfo::Data(InfoData::Vlan(data)) => self.vlan_id = crate::ipvlan::vlan_id(data),
                 _ => {}
             }
         }

@@ -221,3 +221,46 @@ fn a_world_is_removed_even_when_its_test_panics() {
         assert!(!Netns::exists(n), "{n} left behind");
     }
 }
+
+#[test]
+fn feature_probes_answer_and_leave_nothing() {
+    use underlay_linux::support::{Feature, has};
+    for f in [Feature::Ipvlan, Feature::Vlan] {
+        // Either answer is fine; the probe must answer without error or leftovers.
+        println!("{}: {}", f.name(), if has(f).unwrap() { "supported".to_string() } else { f.missing() });
+    }
+}
+
+#[test]
+fn ipvlan_in_every_mode_reads_back() {
+    use underlay_linux::ipvlan::{IpvlanFlag, IpvlanMode, IpvlanSpec};
+    use underlay_linux::support::{Feature, has};
+    if !has(Feature::Ipvlan).unwrap() {
+        return underlay_linux::support::report_skip("ipvlan_in_every_mode_reads_back", Feature::Ipvlan);
+    }
+    let w = world(WorldSpec::bare("ipvlan", 1));
+    let mut nl = w.switch.netlink().unwrap();
+    let parent = veth_parent(&mut nl, "par0");
+    for (i, mode) in [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s].into_iter().enumerate() {
+        for (j, flag) in [IpvlanFlag::Bridge, IpvlanFlag::Private, IpvlanFlag::Vepa].into_iter().enumerate() {
+            let name = format!("iv{i}{j}");
+            nl.create_ipvlan(&IpvlanSpec { name: &name, parent, mode, flag, mtu: 0, netns: None }).unwrap();
+            let l = nl.link(&name).unwrap();
+            assert_eq!(l.kind.as_deref(), Some("ipvlan"));
+            assert_eq!(l.ipvlan.map(|i| (i.mode, i.flag)), Some((mode, flag)));
+        }
+    }
+}
+
+#[test]
+fn vlan_sub_interface_reads_back_its_id() {
+    use underlay_linux::support::{Feature, has};
+    if !has(Feature::Vlan).unwrap() {
+        return underlay_linux::support::report_skip("vlan_sub_interface_reads_back_its_id", Feature::Vlan);
+    }
+    let w = world(WorldSpec::bare("vlan", 1));
+    let mut nl = w.switch.netlink().unwrap();
+    let parent = veth_parent(&mut nl, "enp0s3");
+    nl.create_vlan("enp0s3.10", parent, 10).unwrap();
+    assert_eq!(nl.link("enp0s3.10").unwrap().vlan_id, Some(10));
+}
