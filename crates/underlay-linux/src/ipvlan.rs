@@ -146,8 +146,9 @@ impl Netlink {
         if let Some(ns) = spec.netns {
             b = b.setns_by_fd(ns.as_raw_fd());
         }
-        self.new_link(b.build())
-            .with_context(|| format!("create ipvlan {} ({} {}) on link #{}", spec.name, spec.mode, spec.flag, spec.parent))
+        self.new_link(b.build()).with_context(|| {
+            format!("create ipvlan {} ({} {}) on link #{}", spec.name, spec.mode, spec.flag, spec.parent)
+        })
     }
 
     /// Creates the 802.1Q sub-interface `name` for VLAN `vid` on `parent`.

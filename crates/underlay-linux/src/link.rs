@@ -81,7 +81,9 @@ impl Link {
             match info {
                 LinkInfo::Kind(k) => self.kind = Some(k.to_string()),
                 LinkInfo::Data(InfoData::MacVlan(data)) => self.macvlan = Some(MacvlanInfo::from_attrs(data)),
-                LinkInfo::Data(InfoData::IpVlan(data)) => self.ipvlan = Some(crate::ipvlan::IpvlanInfo::from_attrs(data)),
+                LinkInfo::Data(InfoData::IpVlan(data)) => {
+                    self.ipvlan = Some(crate::ipvlan::IpvlanInfo::from_attrs(data))
+                }
                 LinkInfo::Data(InfoData::Vlan(data)) => self.vlan_id = crate::ipvlan::vlan_id(data),
                 _ => {}
             }

@@ -8,17 +8,18 @@ use underlay::cni::{Call, CniError, CniResult, Command, Interface, code};
 use underlay::ipam::delegate;
 use underlay::undo::Undo;
 use underlay_linux::configure::{self, Failure};
+use underlay_linux::ipvlan::IpvlanSpec;
 use underlay_linux::{Link, MacvlanMode, MacvlanSpec, Netlink, Netns};
 
-use crate::conf::Conf;
+use crate::conf::{Conf, Driver, Kind};
 use crate::master::{self, kernel};
 
 pub fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
     Netns::open(path).map_err(|e| CniError::env(format!("CNI_NETNS: {e}")))
 }
 
-pub fn add(call: &Call) -> Result<CniResult, CniError> {
-    let conf = Conf::parse(call)?;
+pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
+    let conf = Conf::parse(call, driver)?;
     let ifname = call.env.ifname.as_str();
     let path = call.env.netns.as_deref().expect("the runner requires CNI_NETNS for ADD");
     let pod = open_netns(path)?;
@@ -37,21 +38,15 @@ pub fn add(call: &Call) -> Result<CniResult, CniError> {
         ));
     }
 
-    let mut spec = MacvlanSpec::new(ifname, master.index, conf.mode);
-    spec.mtu = conf.mtu;
-    spec.mac = conf.mac;
-    spec.sources = &conf.sources;
-    spec.bc_queue_len = conf.bcqueuelen;
-    spec.netns = (!conf.link_in_container).then(|| pod.fd());
     // The link is made directly in the pod's namespace under its final name. Kernels
     // that checked the name in the creator's namespace instead refuse it when the node
     // has an interface of that name; only then take the reference's detour: a
     // temporary name, renamed in the pod (a rename costs a sysfs move, so not always).
-    let created = match master_nl.create_macvlan(&spec) {
+    let netns = (!conf.link_in_container).then(|| pod.fd());
+    let created = match create_link(&mut master_nl, &conf, ifname, &master, netns) {
         Err(e) if e.is(underlay_linux::error::Errno::EEXIST) => {
             let tmp = format!("mv{:08x}", RandomState::new().hash_one(call.env.container_id.as_str()) as u32);
-            spec.name = &tmp;
-            master_nl.create_macvlan(&spec).map_err(|e| create_error(e, &conf, &master))?;
+            create_link(&mut master_nl, &conf, &tmp, &master, netns).map_err(|e| create_error(e, &conf, &master))?;
             let created = pod_nl.link(&tmp).map_err(kernel)?;
             if let Err(e) = pod_nl.rename(created.index, ifname) {
                 delete_quietly(&pod, created.index);
@@ -143,6 +138,29 @@ fn configure_in(
     configure::apply(nl, ifname, link.index, result, 0, &conf.settings)
 }
 
+fn create_link(
+    nl: &mut Netlink,
+    conf: &Conf,
+    name: &str,
+    master: &Link,
+    netns: Option<std::os::fd::BorrowedFd<'_>>,
+) -> underlay_linux::Result<()> {
+    match &conf.kind {
+        Kind::Macvlan { mode, mac, sources, bcqueuelen } => {
+            let mut spec = MacvlanSpec::new(name, master.index, *mode);
+            spec.mtu = conf.mtu;
+            spec.mac = *mac;
+            spec.sources = sources;
+            spec.bc_queue_len = *bcqueuelen;
+            spec.netns = netns;
+            nl.create_macvlan(&spec)
+        }
+        Kind::Ipvlan { mode, flag } => {
+            nl.create_ipvlan(&IpvlanSpec { name, parent: master.index, mode: *mode, flag: *flag, mtu: conf.mtu, netns })
+        }
+    }
+}
+
 fn delete_quietly(pod: &Netns, index: u32) {
     if let Ok(mut nl) = pod_netlink(pod) {
         let _ = nl.delete_link(index);
@@ -151,18 +169,24 @@ fn delete_quietly(pod: &Netns, index: u32) {
 
 fn create_error(e: underlay_linux::Error, conf: &Conf, master: &Link) -> CniError {
     use underlay_linux::error::Errno;
+    use underlay_linux::support::{Feature, has};
+    if matches!(conf.kind, Kind::Ipvlan { .. }) && e.is(Errno::EOPNOTSUPP) && has(Feature::Ipvlan).ok() == Some(false) {
+        return CniError::kernel(format!("cannot create an ipvlan link: {}", Feature::Ipvlan.missing()));
+    }
     // The kernel answers EINVAL (older kernels EBUSY) without a message when passthru
     // rules are broken; say which rule.
     let refused = e.is(Errno::EINVAL) || e.is(Errno::EBUSY);
-    let why = if refused && conf.mode == MacvlanMode::Passthru {
+    let passthru = matches!(conf.kind, Kind::Macvlan { mode: MacvlanMode::Passthru, .. });
+    let why = if refused && passthru {
         "passthru takes the master for one endpoint only, and it already has a macvlan endpoint"
-    } else if refused && master.promisc {
+    } else if refused && master.promisc && matches!(conf.kind, Kind::Macvlan { .. }) {
         "it looks taken by a passthru macvlan, which allows no other endpoint"
     } else {
         return kernel(e);
     };
     CniError::config(format!(
         "cannot add a {} macvlan on master {}: {why}; use mode \"bridge\" for several endpoints ({e})",
-        conf.mode, master.name
+        conf.kind.mode_name(),
+        master.name
     ))
 }

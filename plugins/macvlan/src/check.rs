@@ -7,15 +7,15 @@ use underlay::ipam::delegate;
 use underlay_linux::Netlink;
 
 use crate::add::open_netns;
-use crate::conf::Conf;
+use crate::conf::{Conf, Driver, Kind};
 use crate::master::{self, kernel};
 
 fn failed(msg: String) -> CniError {
     CniError::new(code::CHECK_FAILED, msg)
 }
 
-pub fn check(call: &Call) -> Result<(), CniError> {
-    let conf = Conf::parse(call)?;
+pub fn check(call: &Call, driver: Driver) -> Result<(), CniError> {
+    let conf = Conf::parse(call, driver)?;
     if let Some(ty) = &conf.ipam {
         delegate::run(call, ty, Command::Check)?;
     }
@@ -34,12 +34,17 @@ pub fn check(call: &Call) -> Result<(), CniError> {
     let mut nl = crate::add::pod_netlink(&pod)?;
     let link =
         nl.link_by_name(ifname).map_err(kernel)?.ok_or_else(|| failed(format!("{ifname} is gone from {sandbox}")))?;
-    if !link.is_macvlan() {
-        return Err(failed(format!("{ifname} is a {}, not a macvlan", link.kind.as_deref().unwrap_or("device"))));
+    if link.kind.as_deref() != Some(driver.as_str()) {
+        let now = link.kind.as_deref().unwrap_or("device");
+        return Err(failed(format!("{ifname} is a {now}, not a {}", driver.as_str())));
     }
-    if link.macvlan_mode() != Some(conf.mode) {
-        let now = link.macvlan_mode().map(|m| m.to_string()).unwrap_or_default();
-        return Err(failed(format!("{ifname} is in mode {now}, the config says {}", conf.mode)));
+    let now = match &conf.kind {
+        Kind::Macvlan { .. } => link.macvlan_mode().map(|m| m.to_string()),
+        Kind::Ipvlan { .. } => link.ipvlan.map(|i| format!("{} {}", i.mode, i.flag)),
+    };
+    if now.as_deref() != Some(conf.kind.mode_name().as_str()) {
+        let now = now.unwrap_or_default();
+        return Err(failed(format!("{ifname} is in mode {now}, the config says {}", conf.kind.mode_name())));
     }
     if link.parent != Some(master.index) {
         return Err(failed(format!("{ifname} is not on master {}", master.name)));

@@ -1,5 +1,5 @@
-//! The macvlan config: the reference's keys and defaults, plus `source` mode's MAC list
-//! and the announcement settings.
+//! Config of the `macvlan` and `ipvlan` plugins: the reference's keys and defaults,
+//! plus `source` mode's MAC list, ipvlan's flag, and the announcement settings.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use underlay::MacAddr;
 use underlay::cni::{Call, CniError, Dns};
 use underlay_linux::MacvlanMode;
 use underlay_linux::configure::Settings;
+use underlay_linux::ipvlan::{IpvlanFlag, IpvlanMode};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -16,6 +17,8 @@ struct Raw {
     master: String,
     #[serde(default)]
     mode: String,
+    #[serde(default)]
+    flag: String,
     #[serde(default)]
     mtu: i64,
     #[serde(default)]
@@ -29,18 +32,56 @@ struct Raw {
     announce_interval_ms: Option<u64>,
 }
 
+/// Which plugin is reading the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Macvlan,
+    Ipvlan,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Macvlan => "macvlan",
+            Driver::Ipvlan => "ipvlan",
+        }
+    }
+}
+
+/// The link to make, with what differs between the two kinds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Macvlan {
+        mode: MacvlanMode,
+        mac: Option<MacAddr>,
+        sources: Vec<MacAddr>,
+        bcqueuelen: Option<u32>,
+    },
+    /// Children share the master's MAC.
+    Ipvlan {
+        mode: IpvlanMode,
+        flag: IpvlanFlag,
+    },
+}
+
+impl Kind {
+    pub fn mode_name(&self) -> String {
+        match self {
+            Kind::Macvlan { mode, .. } => mode.to_string(),
+            Kind::Ipvlan { mode, flag } => format!("{mode} {flag}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Conf {
+    pub kind: Kind,
     /// `None`: the interface of the default route.
     pub master: Option<String>,
-    pub mode: MacvlanMode,
     /// 0: the master's.
     pub mtu: u32,
-    pub mac: Option<MacAddr>,
     /// The master lives in the container's namespace, not the node's.
     pub link_in_container: bool,
-    pub bcqueuelen: Option<u32>,
-    pub sources: Vec<MacAddr>,
     pub settings: Settings,
     /// The IPAM plugin's type; `None` for an L2-only attachment.
     pub ipam: Option<String>,
@@ -56,31 +97,15 @@ fn parse_mac(value: &str, key: &str, code: fn(String) -> CniError) -> Result<Mac
 }
 
 impl Conf {
-    pub fn parse(call: &Call) -> Result<Conf, CniError> {
+    pub fn parse(call: &Call, driver: Driver) -> Result<Conf, CniError> {
         let raw: Raw = call.conf_as()?;
-        let mode = match raw.mode.as_str() {
-            "" => MacvlanMode::Bridge,
-            m => m.parse().map_err(|e: String| CniError::config(format!("mode: {e}")))?,
-        };
+        call.env.args.check_known(&["MAC", "IP"])?;
         let mtu = u32::try_from(raw.mtu)
             .map_err(|_| CniError::config(format!("mtu {} must be 0 (the master's) or a positive number", raw.mtu)))?;
-        // Precedence as the reference: runtimeConfig.mac, then CNI_ARGS MAC=, then mac.
-        call.env.args.check_known(&["MAC", "IP"])?;
-        let mac = match (call.conf.runtime::<String>("mac")?, call.env.args.get("MAC"), raw.mac.as_str()) {
-            (Some(m), _, _) => Some(parse_mac(&m, "runtimeConfig.mac", CniError::config)?),
-            (None, Some(m), _) => Some(parse_mac(m, "CNI_ARGS MAC", CniError::env)?),
-            (None, None, "") => None,
-            (None, None, m) => Some(parse_mac(m, "mac", CniError::config)?),
+        let kind = match driver {
+            Driver::Macvlan => macvlan_kind(call, &raw)?,
+            Driver::Ipvlan => ipvlan_kind(call, &raw)?,
         };
-        if !raw.source_macs.is_empty() && mode != MacvlanMode::Source {
-            return Err(CniError::config(format!("sourceMacs only applies to mode \"source\", not \"{mode}\"")));
-        }
-        let sources = raw
-            .source_macs
-            .iter()
-            .enumerate()
-            .map(|(i, m)| parse_mac(m, &format!("sourceMacs[{i}]"), CniError::config))
-            .collect::<Result<Vec<_>, _>>()?;
         let mut settings = Settings::default();
         if let Some(n) = raw.announce_count {
             settings.announce_count = n;
@@ -89,16 +114,66 @@ impl Conf {
             settings.announce_interval = Duration::from_millis(ms);
         }
         Ok(Conf {
+            kind,
             master: Some(raw.master).filter(|m| !m.is_empty()),
-            mode,
             mtu,
-            mac,
             link_in_container: raw.link_in_container,
-            bcqueuelen: raw.bcqueuelen,
-            sources,
             settings,
             ipam: call.conf.ipam_type()?.map(str::to_string),
             dns: call.conf.dns.clone().unwrap_or_default(),
         })
     }
+}
+
+fn macvlan_kind(call: &Call, raw: &Raw) -> Result<Kind, CniError> {
+    let mode = match raw.mode.as_str() {
+        "" => MacvlanMode::Bridge,
+        m => m.parse().map_err(|e: String| CniError::config(format!("mode: {e}")))?,
+    };
+    if !raw.flag.is_empty() {
+        return Err(CniError::config(format!("flag \"{}\" is an ipvlan setting; macvlan has modes only", raw.flag)));
+    }
+    // Precedence as the reference: runtimeConfig.mac, then CNI_ARGS MAC=, then mac.
+    let mac = match (call.conf.runtime::<String>("mac")?, call.env.args.get("MAC"), raw.mac.as_str()) {
+        (Some(m), _, _) => Some(parse_mac(&m, "runtimeConfig.mac", CniError::config)?),
+        (None, Some(m), _) => Some(parse_mac(m, "CNI_ARGS MAC", CniError::env)?),
+        (None, None, "") => None,
+        (None, None, m) => Some(parse_mac(m, "mac", CniError::config)?),
+    };
+    if !raw.source_macs.is_empty() && mode != MacvlanMode::Source {
+        return Err(CniError::config(format!("sourceMacs only applies to mode \"source\", not \"{mode}\"")));
+    }
+    let sources = raw
+        .source_macs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| parse_mac(m, &format!("sourceMacs[{i}]"), CniError::config))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Kind::Macvlan { mode, mac, sources, bcqueuelen: raw.bcqueuelen })
+}
+
+fn ipvlan_kind(call: &Call, raw: &Raw) -> Result<Kind, CniError> {
+    let mode = match raw.mode.as_str() {
+        "" => IpvlanMode::L2,
+        m => m.parse().map_err(|e: String| CniError::config(format!("mode: {e}")))?,
+    };
+    let flag = match raw.flag.as_str() {
+        "" => IpvlanFlag::Bridge,
+        f => f.parse().map_err(|e: String| CniError::config(format!("flag: {e}")))?,
+    };
+    // Every ipvlan child uses its master's MAC; asking for another cannot be honoured.
+    let asked = [
+        (!raw.mac.is_empty()).then(|| format!("mac \"{}\"", raw.mac)),
+        call.env.args.get("MAC").map(|m| format!("CNI_ARGS MAC=\"{m}\"")),
+        call.conf.runtime::<String>("mac")?.map(|m| format!("runtimeConfig.mac \"{m}\"")),
+    ];
+    if let Some(what) = asked.into_iter().flatten().next() {
+        return Err(CniError::unsupported(format!(
+            "{what}: ipvlan interfaces share their master's MAC address; use macvlan for a MAC of its own"
+        )));
+    }
+    if !raw.source_macs.is_empty() || raw.bcqueuelen.is_some() {
+        return Err(CniError::config("sourceMacs and bcqueuelen are macvlan settings"));
+    }
+    Ok(Kind::Ipvlan { mode, flag })
 }
