@@ -1,8 +1,28 @@
-//! `underlay`: macvlan networking for plain Linux hosts, and the lab that shows it.
+//! `underlay`: macvlan (and ipvlan) networking for plain Linux hosts, with the flags
+//! Docker users know, and the lab that shows it on the real kernel.
 
+mod endpoint;
+mod failure;
+mod gc;
 mod lab;
+mod model;
+mod network;
+mod output;
+mod run;
+mod show;
+mod state;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use underlay::MacAddr;
+
+use failure::{Failure, exit};
+use output::Format;
+use state::Dirs;
 
 #[derive(Parser)]
 #[command(
@@ -11,23 +31,115 @@ use clap::{Parser, Subcommand};
     about = "Containers straight on the LAN: macvlan networking, checked on the real kernel"
 )]
 struct Cli {
+    /// Where networks, endpoints and address reservations are kept.
+    #[arg(long, global = true, env = "UNDERLAY_STATE_DIR", default_value = "/var/lib/underlay")]
+    state_dir: PathBuf,
+    /// Where the namespaces `run` makes are pinned.
+    #[arg(long, global = true, env = "UNDERLAY_RUN_DIR", default_value = "/run/underlay")]
+    run_dir: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// Run a command in a new network namespace attached to a network.
+    Run(run::RunArgs),
+    /// Stop commands started by `run` (SIGTERM, then SIGKILL after --time seconds).
+    Stop {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(short, long, default_value_t = 10)]
+        time: u64,
+    },
+    /// Attach a network namespace made by someone else.
+    Attach {
+        network: String,
+        /// The namespace, as a path (/run/netns/x, /proc/PID/ns/net).
+        #[arg(long, conflicts_with = "pid", required_unless_present = "pid")]
+        netns: Option<PathBuf>,
+        /// The namespace of this process.
+        #[arg(long)]
+        pid: Option<u32>,
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+        #[arg(long = "mac-address")]
+        mac: Option<MacAddr>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Detach endpoints made by `attach`.
+    Detach {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List endpoints.
+    Ps {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show endpoints in detail (JSON).
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Release what crashed or killed `underlay` processes left behind.
+    Gc,
     /// Build the seed's LAN in network namespaces and check it (nothing leaves them).
     Lab(lab::LabArgs),
+    /// (Internal) look after a detached `run`.
+    #[command(name = "__keep", hide = true)]
+    Keep { id: String },
 }
 
-fn main() {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // This program is underlay: its host-local is this code, whatever is on CNI_PATH.
+    underlay::ipam::delegate::host_local_in_process();
+    let dirs = Dirs { state: cli.state_dir, run: cli.run_dir };
     let result = match cli.command {
-        Command::Lab(args) => lab::run(args),
+        Command::Run(args) => return ExitCode::from(run::run(&dirs, args)),
+        Command::Keep { id } => {
+            return match state::State::lock(&dirs).and_then(|s| s.endpoint(&id)) {
+                Ok(ep) => ExitCode::from(run::keep(&dirs, ep)),
+                Err(e) => report(e),
+            };
+        }
+        Command::Network(cmd) => network::run(&dirs, cmd),
+        Command::Stop { names, time } => run::stop(&dirs, &names, Duration::from_secs(time)),
+        Command::Attach { network, netns, pid, ips, mac, name } => {
+            let netns = netns.unwrap_or_else(|| PathBuf::from(format!("/proc/{}/ns/net", pid.unwrap_or_default())));
+            run::attach_existing(&dirs, run::AttachArgs { network, netns, ips, mac, name, pid })
+                .map(|e| println!("{}", e.id))
+        }
+        Command::Detach { names } => detach(&dirs, &names),
+        Command::Ps { format } => show::ps(&dirs, format),
+        Command::Inspect { names } => show::inspect(&dirs, &names),
+        Command::Gc => gc::gc(&dirs),
+        Command::Lab(args) => lab::run(args).map_err(|e| Failure::new(exit::FAILED, format!("{e:#}"))),
     };
-    if let Err(e) = result {
-        eprintln!("underlay: {e:#}");
-        std::process::exit(1);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => report(e),
     }
+}
+
+fn report(e: Failure) -> ExitCode {
+    eprintln!("underlay: {e}");
+    ExitCode::from(e.code)
+}
+
+fn detach(dirs: &Dirs, names: &[String]) -> failure::Result<()> {
+    for name in names {
+        let ep = state::State::lock(dirs)?.endpoint(name)?;
+        if !ep.command.is_empty() {
+            return Err(Failure::usage(format!("\"{name}\" runs a command; use `underlay stop {name}`")));
+        }
+        endpoint::detach(dirs, &ep)?;
+        println!("{name}");
+    }
+    Ok(())
 }

@@ -54,12 +54,19 @@ impl Netns {
 
     /// Creates a named namespace `/run/netns/<name>`. Fails if the name is taken.
     pub fn create(name: &str) -> Result<Netns> {
-        let what = || format!("create network namespace {name}");
+        ensure_shared_dir().with_context(|| format!("create network namespace {name}"))?;
+        Netns::create_in(Path::new(NETNS_DIR), name)
+    }
+
+    /// Creates a namespace pinned at `<dir>/<name>` (a bind mount of its nsfs file), for
+    /// namespaces a tool keeps to itself, as Docker does under /run/docker/netns.
+    pub fn create_in(dir: &Path, name: &str) -> Result<Netns> {
+        let what = || format!("create network namespace {}", dir.join(name).display());
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(Error::new(what(), "invalid name"));
         }
-        ensure_shared_dir().with_context(what)?;
-        let path = Path::new(NETNS_DIR).join(name);
+        std::fs::create_dir_all(dir).with_context(what)?;
+        let path = dir.join(name);
         OpenOptions::new().write(true).create_new(true).open(&path).with_context(what)?;
         let made = std::thread::scope(|s| {
             s.spawn(|| -> Result<()> {
@@ -80,8 +87,13 @@ impl Netns {
     /// Removes a named namespace. Its interfaces go when the last user leaves it.
     /// Succeeds if it does not exist.
     pub fn delete(name: &str) -> Result<()> {
-        let path = Path::new(NETNS_DIR).join(name);
-        let what = || format!("delete network namespace {name}");
+        Netns::delete_in(Path::new(NETNS_DIR), name)
+    }
+
+    /// Removes the namespace pinned at `<dir>/<name>`; succeeds if there is none.
+    pub fn delete_in(dir: &Path, name: &str) -> Result<()> {
+        let path = dir.join(name);
+        let what = || format!("delete network namespace {}", path.display());
         match umount2(&path, MntFlags::MNT_DETACH) {
             Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => {}
             Err(e) => return Err(Error::from(e).context(what())),

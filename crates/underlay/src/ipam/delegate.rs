@@ -2,6 +2,8 @@
 //! version's own host-local, the call runs in-process (same code, same store, same
 //! result, a process start saved); anything else is exec'd as the spec describes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::conf::HostLocalConf;
 use super::host_local;
 use crate::cni::{Attachment, Call, CniError, CniResult, Command, Env, delegate};
@@ -14,14 +16,26 @@ pub enum Mode {
     Exec,
 }
 
+/// Set by front-ends that are underlay themselves (the `underlay` command): their
+/// host-local is this very code, whatever is or is not on CNI_PATH.
+static ALWAYS_IN_PROCESS: AtomicBool = AtomicBool::new(false);
+
+/// Runs host-local in-process from now on in this process, without looking for it.
+pub fn host_local_in_process() {
+    ALWAYS_IN_PROCESS.store(true, Ordering::Relaxed);
+}
+
 pub fn mode(ty: &str, env: &Env) -> Mode {
-    if ty == "host-local"
-        && let Ok(path) = delegate::find(ty, &env.path)
-        && identity::is_our_host_local(&path)
-    {
+    if ty != "host-local" {
+        return Mode::Exec;
+    }
+    if ALWAYS_IN_PROCESS.load(Ordering::Relaxed) {
         return Mode::InProcess;
     }
-    Mode::Exec
+    match delegate::find(ty, &env.path) {
+        Ok(path) if identity::is_our_host_local(&path) => Mode::InProcess,
+        _ => Mode::Exec,
+    }
 }
 
 fn owner(env: &Env) -> Attachment {

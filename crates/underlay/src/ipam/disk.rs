@@ -278,8 +278,10 @@ fn link_fd(f: &File, dest: &Path) -> std::io::Result<bool> {
     }
 }
 
-impl Store for DiskStore {
-    fn reserve(&mut self, ip: IpAddr, owner: &Attachment, set: usize) -> Result<bool, CniError> {
+impl DiskStore {
+    /// Reserves `ip` for `owner` without touching round-robin's position (addresses
+    /// held aside, like Docker's aux addresses). `Ok(false)` when it is taken.
+    pub fn hold(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
         if !self.create_record(ip, owner)? {
             return Ok(false);
         }
@@ -287,6 +289,15 @@ impl Store for DiskStore {
         let mut ips = self.index.get(owner);
         ips.push(ip);
         self.index.set(owner, &ips)?;
+        Ok(true)
+    }
+}
+
+impl Store for DiskStore {
+    fn reserve(&mut self, ip: IpAddr, owner: &Attachment, set: usize) -> Result<bool, CniError> {
+        if !self.hold(ip, owner)? {
+            return Ok(false);
+        }
         write_in_place(&self.dir.join(format!("{LAST_RESERVED}{set}")), ip.to_string().as_bytes())?;
         Ok(true)
     }

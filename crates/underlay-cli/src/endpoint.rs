@@ -1,0 +1,214 @@
+//! Attaching a network namespace to a network and detaching it again. The link work is
+//! the CNI plugins' (macvlan / ipvlan with host-local), run in-process: one core for
+//! Kubernetes, Podman and this command, and one allocator.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use underlay::MacAddr;
+use underlay::cni::plugin::{Plugin, run};
+use underlay::cni::{CniError, CniResult, Version};
+
+use crate::failure::{Failure, Result};
+use crate::model::{Driver, Endpoint, Network, Phase, Proc, now};
+use crate::state::{Dirs, State};
+
+pub const IFNAME: &str = "eth0";
+
+/// The CNI config that attaches to `net`; kept in the endpoint so DEL uses exactly
+/// what ADD used (the spec's rule), even if the network changes or goes.
+pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
+    let mut ranges = Vec::new();
+    let mut routes = Vec::new();
+    for s in net.subnets.iter().filter(|s| net.ipv6 || s.subnet.addr().is_ipv4()) {
+        let mut r = json!({"subnet": s.subnet});
+        if let Some(gw) = s.gateway {
+            r["gateway"] = json!(gw);
+            let default = if s.subnet.addr().is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+            if !net.internal && !routes.iter().any(|r: &Value| r["dst"] == default) {
+                routes.push(json!({"dst": default, "gw": gw}));
+            }
+        }
+        if let Some(range) = s.ip_range {
+            let (start, end) = usable(range, s.subnet);
+            r["rangeStart"] = json!(start);
+            r["rangeEnd"] = json!(end);
+        }
+        ranges.push(json!([r]));
+    }
+    let mut conf = json!({
+        "cniVersion": Version::LATEST,
+        "name": net.name,
+        "type": net.driver.as_str(),
+        "master": net.parent,
+        "ipam": {"type": "host-local", "dataDir": dirs.ipam(), "ranges": ranges, "routes": routes},
+    });
+    match net.driver {
+        Driver::Macvlan => conf["mode"] = json!(net.mode),
+        Driver::Ipvlan => {
+            let (mode, flag) = net.mode.split_once(' ').unwrap_or((&net.mode, "bridge"));
+            conf["mode"] = json!(mode);
+            conf["flag"] = json!(flag);
+        }
+    }
+    if net.mtu > 0 {
+        conf["mtu"] = json!(net.mtu);
+    }
+    conf
+}
+
+/// The first and last address of `range` that may be handed out in `subnet` (never the
+/// subnet's own address, nor its IPv4 broadcast).
+fn usable(range: ipnet::IpNet, subnet: ipnet::IpNet) -> (IpAddr, IpAddr) {
+    let step = |ip: IpAddr, up: bool| -> IpAddr {
+        match ip {
+            IpAddr::V4(a) => {
+                let n = u32::from(a);
+                IpAddr::V4(if up { n + 1 } else { n - 1 }.into())
+            }
+            IpAddr::V6(a) => {
+                let n = u128::from(a);
+                IpAddr::V6(if up { n + 1 } else { n - 1 }.into())
+            }
+        }
+    };
+    let start = if range.network() == subnet.network() { step(range.network(), true) } else { range.network() };
+    let end = match (range, subnet) {
+        (ipnet::IpNet::V4(r), ipnet::IpNet::V4(s)) if r.broadcast() == s.broadcast() => step(range.broadcast(), false),
+        _ => range.broadcast(),
+    };
+    (start, end)
+}
+
+fn plugin(conf: &Value) -> &'static dyn Plugin {
+    match conf["type"].as_str() {
+        Some("ipvlan") => &macvlan::Ipvlan,
+        _ => &macvlan::Macvlan,
+    }
+}
+
+/// One CNI call to our own plugin, in this process. ADD returns the result.
+fn cni(command: &str, id: &str, netns: &Path, args: &str, conf: &Value) -> Result<Option<CniResult>> {
+    let vars = [
+        ("CNI_COMMAND", command.to_string()),
+        ("CNI_CONTAINERID", id.to_string()),
+        ("CNI_NETNS", netns.display().to_string()),
+        ("CNI_IFNAME", IFNAME.to_string()),
+        ("CNI_ARGS", args.to_string()),
+        ("CNI_PATH", String::new()),
+    ];
+    let stdin = serde_json::to_vec(conf).expect("serializes");
+    let reply = run(plugin(conf), vars, &stdin);
+    if reply.exit_code != 0 {
+        let err: CniError = serde_json::from_slice(&reply.stdout)
+            .unwrap_or_else(|_| CniError::kernel(String::from_utf8_lossy(&reply.stdout).to_string()));
+        return Err(err.into());
+    }
+    if reply.stdout.is_empty() {
+        return Ok(None);
+    }
+    let value: Value = serde_json::from_slice(&reply.stdout).map_err(|e| Failure::system(e.to_string()))?;
+    Ok(Some(CniResult::from_json(&value, Version::LATEST)?.0))
+}
+
+/// What to attach.
+pub struct Request {
+    pub id: String,
+    pub name: String,
+    pub network: String,
+    pub netns: PathBuf,
+    pub netns_owned: bool,
+    pub ips: Vec<IpAddr>,
+    pub mac: Option<MacAddr>,
+    pub command: Vec<String>,
+    pub detached: bool,
+}
+
+/// Attaches: records the endpoint first (so a crash leaves a record `gc` can act on),
+/// then ADD, then records the result. A failed ADD undoes itself and the record goes.
+pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
+    let (mut ep, conf) = {
+        let state = State::lock(dirs)?;
+        let net = state.network(&req.network)?;
+        if state.endpoints()?.iter().any(|e| e.name == req.name) {
+            return Err(Failure::conflict(format!("an endpoint named \"{}\" already exists", req.name)));
+        }
+        if req.mac.is_some() && net.driver == Driver::Ipvlan {
+            return Err(Failure::usage("--mac-address: ipvlan endpoints share their parent's MAC address"));
+        }
+        let conf = cni_conf(&net, dirs);
+        let ep = Endpoint {
+            id: req.id.clone(),
+            name: req.name.clone(),
+            network: req.network.clone(),
+            netns: req.netns.clone(),
+            netns_owned: req.netns_owned,
+            ifname: IFNAME.to_string(),
+            phase: Phase::Attaching,
+            mac: None,
+            ips: vec![],
+            keeper: Some(Proc::me()),
+            process: None,
+            command: req.command.clone(),
+            detached: req.detached,
+            cni: conf.clone(),
+            created: now(),
+        };
+        state.save_endpoint(&ep)?;
+        (ep, conf)
+    };
+    let mut args = vec!["IgnoreUnknown=1".to_string()];
+    if !req.ips.is_empty() {
+        let ips: Vec<String> = req.ips.iter().map(IpAddr::to_string).collect();
+        args.push(format!("IP={}", ips.join(",")));
+    }
+    if let Some(mac) = req.mac {
+        args.push(format!("MAC={mac}"));
+    }
+    let added = cni("ADD", &ep.id, &req.netns, &args.join(";"), &conf);
+    let state = State::lock(dirs)?;
+    match added {
+        Ok(result) => {
+            let result = result.unwrap_or_default();
+            ep.mac = result.interfaces.first().and_then(|i| i.mac.as_ref()).and_then(|m| MacAddr::try_from(m).ok());
+            ep.ips = result.ips.iter().map(|ip| ip.address).collect();
+            ep.phase = Phase::Attached;
+            state.save_endpoint(&ep)?;
+            Ok(ep)
+        }
+        Err(e) => {
+            state.remove_endpoint(&ep.id)?;
+            Err(e)
+        }
+    }
+}
+
+/// Detaches: DEL (address released, link deleted), the namespace `run` made removed,
+/// the record dropped. Safe to repeat, and after any crash.
+pub fn detach(dirs: &Dirs, ep: &Endpoint) -> Result<()> {
+    // A namespace taken from a process (`attach --pid`) whose process is gone: the path
+    // may now name another process's namespace, so only the address is released.
+    let gone = !ep.netns_owned && ep.command.is_empty() && ep.process.is_some_and(|p| !p.alive());
+    let netns = if gone { Path::new("") } else { ep.netns.as_path() };
+    let del = cni("DEL", &ep.id, netns, "IgnoreUnknown=1", &ep.cni);
+    if ep.netns_owned {
+        crate::network::drop_netns(dirs, &ep.id);
+    }
+    del?;
+    State::lock(dirs)?.remove_endpoint(&ep.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_ranges_skip_network_and_broadcast() {
+        let s: ipnet::IpNet = "192.168.1.0/24".parse().unwrap();
+        let u = |r: &str| usable(r.parse().unwrap(), s);
+        assert_eq!(u("192.168.1.128/25"), ("192.168.1.128".parse().unwrap(), "192.168.1.254".parse().unwrap()));
+        assert_eq!(u("192.168.1.0/25"), ("192.168.1.1".parse().unwrap(), "192.168.1.127".parse().unwrap()));
+        assert_eq!(u("192.168.1.64/27"), ("192.168.1.64".parse().unwrap(), "192.168.1.95".parse().unwrap()));
+    }
+}

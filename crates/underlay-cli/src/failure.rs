@@ -1,0 +1,94 @@
+//! What went wrong, and the exit code that says so (see the README's table).
+
+use std::fmt;
+
+/// Exit codes of `underlay` (`run` exits with its command's own code instead).
+pub mod exit {
+    /// Something failed that is not one of the cases below.
+    pub const FAILED: u8 = 1;
+    /// The command line was wrong (clap uses 2 as well).
+    pub const USAGE: u8 = 2;
+    /// A network or endpoint named does not exist.
+    pub const NOT_FOUND: u8 = 3;
+    /// It would clash with what exists: a duplicate name, an overlapping subnet, a
+    /// network still in use, an address taken.
+    pub const CONFLICT: u8 = 4;
+    /// The kernel or the system refused (missing feature, netlink error, permissions).
+    pub const SYSTEM: u8 = 5;
+    /// `run`: underlay failed before the command started (Docker uses the same codes).
+    pub const RUN_FAILED: u8 = 125;
+    pub const RUN_CANNOT_EXEC: u8 = 126;
+    pub const RUN_NOT_FOUND: u8 = 127;
+}
+
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+impl Failure {
+    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into(), hint: None }
+    }
+
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(exit::USAGE, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Failure {
+        Failure::new(exit::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Failure {
+        Failure::new(exit::CONFLICT, message)
+    }
+
+    pub fn system(message: impl Into<String>) -> Failure {
+        Failure::new(exit::SYSTEM, message)
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Failure {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<underlay_linux::Error> for Failure {
+    fn from(e: underlay_linux::Error) -> Failure {
+        Failure::system(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        Failure::system(e.to_string())
+    }
+}
+
+/// A CNI error from the plugins, with the exit code its CNI code corresponds to.
+impl From<underlay::cni::CniError> for Failure {
+    fn from(e: underlay::cni::CniError) -> Failure {
+        use underlay::cni::code;
+        let exit = match e.code {
+            code::INVALID_CONFIG | code::UNSUPPORTED_FIELD | code::INVALID_ENV => exit::USAGE,
+            code::ADDRESS_TAKEN | code::ADDRESS_CONFLICT | code::POOL_EXHAUSTED | code::IFNAME_TAKEN => exit::CONFLICT,
+            _ => exit::SYSTEM,
+        };
+        Failure::new(exit, e.msg)
+    }
+}

@@ -1,0 +1,61 @@
+//! `underlay gc`: repairs what a crash or a `kill -9` left: endpoints nobody looks after
+//! (their keeper died, their namespace is gone, or they never finished attaching),
+//! addresses no endpoint holds, and namespaces no endpoint uses.
+
+use std::collections::HashSet;
+
+use underlay::cni::Attachment;
+use underlay::cni::{CniArgs, Version};
+use underlay::ipam::{HostLocalConf, host_local};
+
+use crate::endpoint::{IFNAME, cni_conf, detach};
+use crate::failure::Result;
+use crate::model::{Endpoint, Phase};
+use crate::network::{aux_owner, drop_netns};
+use crate::state::{Dirs, State};
+
+/// Whether nothing looks after this endpoint any more.
+fn stale(e: &Endpoint) -> bool {
+    match e.phase {
+        Phase::Attaching => !e.keeper.is_some_and(|k| k.alive()),
+        Phase::Attached if !e.command.is_empty() => !e.keeper.is_some_and(|k| k.alive()),
+        Phase::Attached => underlay_linux::Netns::open(&e.netns).is_err() || e.process.is_some_and(|p| !p.alive()),
+    }
+}
+
+pub fn gc(dirs: &Dirs) -> Result<()> {
+    let eps = State::lock(dirs)?.endpoints()?;
+    for e in eps.iter().filter(|e| stale(e)) {
+        if let Some(p) = e.process.filter(|p| p.alive()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+        detach(dirs, e)?;
+        println!("released endpoint {} ({})", e.name, &e.id[..12]);
+    }
+    let state = State::lock(dirs)?;
+    let eps = state.endpoints()?;
+    // Addresses: every network's store keeps only its endpoints' and aux addresses.
+    for net in state.networks()? {
+        let mut valid: Vec<Attachment> = eps
+            .iter()
+            .filter(|e| e.network == net.name)
+            .map(|e| Attachment { container_id: e.id.clone(), ifname: IFNAME.to_string() })
+            .collect();
+        valid.extend(net.subnets.iter().flat_map(|s| s.aux_addresses.keys()).map(|n| aux_owner(&net, n)));
+        let conf = HostLocalConf::parse(&cni_conf(&net, dirs), Version::LATEST, &CniArgs::default())?;
+        for ip in host_local::gc(&conf, &valid)? {
+            println!("released address {ip} on {}", net.name);
+        }
+    }
+    // Namespaces `run` made that no endpoint uses.
+    let used: HashSet<String> = eps.iter().filter(|e| e.netns_owned).map(|e| e.id.clone()).collect();
+    if let Ok(entries) = std::fs::read_dir(dirs.netns_dir()) {
+        for name in entries.flatten().filter_map(|e| e.file_name().into_string().ok()) {
+            if !used.contains(&name) {
+                drop_netns(dirs, &name);
+                println!("removed namespace {name}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! What `underlay` remembers: networks and endpoints, as JSON records.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use underlay::MacAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    Macvlan,
+    Ipvlan,
+}
+
+impl Driver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Macvlan => "macvlan",
+            Driver::Ipvlan => "ipvlan",
+        }
+    }
+}
+
+/// One subnet of a network, with Docker's per-subnet settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub subnet: IpNet,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+    /// Addresses are handed out from this part of the subnet only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<IpNet>,
+    /// Addresses that are never handed out (Docker's `--aux-address name=IP`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, IpAddr>,
+}
+
+/// The 802.1Q sub-interface a network's parent is, and whether underlay made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vlan {
+    pub base: String,
+    pub id: u16,
+    /// Made by underlay: removed with the last network that uses it.
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    pub driver: Driver,
+    pub parent: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<Vlan>,
+    /// macvlan mode, or ipvlan mode and flag ("l2", "l3 private", ...).
+    pub mode: String,
+    pub subnets: Vec<Subnet>,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub ipv6: bool,
+    /// 0: the parent's.
+    #[serde(default)]
+    pub mtu: u32,
+    pub created: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Recorded before anything was made: a crash here leaves work for `gc`.
+    Attaching,
+    Attached,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub name: String,
+    pub network: String,
+    pub netns: PathBuf,
+    /// Made by `underlay run` (removed with the endpoint) rather than by someone else.
+    pub netns_owned: bool,
+    pub ifname: String,
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    #[serde(default)]
+    pub ips: Vec<IpNet>,
+    /// The `underlay` process looking after the command (`run`), with its start time so
+    /// a reused PID is never taken for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keeper: Option<Proc>,
+    /// The command's own process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Proc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub detached: bool,
+    /// The CNI config ADD used; DEL uses the same.
+    pub cni: serde_json::Value,
+    pub created: u64,
+}
+
+/// A process, known by PID and start time (in clock ticks since boot), which together
+/// name it uniquely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proc {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Proc {
+    pub fn of(pid: u32) -> Option<Proc> {
+        start_time(pid).map(|start| Proc { pid, start })
+    }
+
+    pub fn me() -> Proc {
+        Proc::of(std::process::id()).expect("this process exists")
+    }
+
+    /// Still the same process (not gone, not a new one with the same PID).
+    pub fn alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+}
+
+/// Field 22 of /proc/PID/stat: when the process started.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses; count from its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A random identifier, 32 hex digits.
+pub fn new_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let (a, b) = (RandomState::new().hash_one(now()), RandomState::new().hash_one(std::process::id()));
+    format!("{a:016x}{b:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_are_known_by_pid_and_start() {
+        let me = Proc::me();
+        assert!(me.alive());
+        assert!(!Proc { start: me.start + 1, ..me }.alive());
+        assert_eq!(new_id().len(), 32);
+        assert_ne!(new_id(), new_id());
+    }
+}

@@ -1,0 +1,441 @@
+//! `underlay network create | ls | inspect | rm | prune`, with Docker's flags.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use clap::{Args, Subcommand};
+use ipnet::IpNet;
+use underlay::cni::Attachment;
+use underlay_linux::support::{Feature, has};
+use underlay_linux::{Netlink, Netns};
+
+use crate::failure::{Failure, Result};
+use crate::model::{Driver, Network, Subnet, Vlan, new_id, now};
+use crate::output::{Format, print_json, table};
+use crate::state::{Dirs, State};
+
+#[derive(Subcommand)]
+pub enum NetworkCommand {
+    /// Create a network on a parent interface (Docker's `network create`).
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show networks in detail (JSON).
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks; refused while a network has endpoints.
+    #[command(alias = "remove")]
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every network without endpoints.
+    Prune {
+        /// Do not ask.
+        #[arg(short, long)]
+        force: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// macvlan or ipvlan.
+    #[arg(short = 'd', long = "driver", default_value = "macvlan")]
+    driver: String,
+    /// A subnet (CIDR); give one per address family.
+    #[arg(long = "subnet")]
+    subnets: Vec<String>,
+    /// The router of a subnet (one per subnet, matched by address family and range).
+    #[arg(long = "gateway")]
+    gateways: Vec<String>,
+    /// Hand out addresses only from this part of a subnet.
+    #[arg(long = "ip-range")]
+    ip_ranges: Vec<String>,
+    /// Keep an address out of allocation: NAME=IP.
+    #[arg(long = "aux-address")]
+    aux: Vec<String>,
+    /// Driver options: parent=IF (IF.VID creates the VLAN), macvlan_mode=,
+    /// ipvlan_mode=, ipvlan_flag=.
+    #[arg(short = 'o', long = "opt")]
+    opts: Vec<String>,
+    /// Enable IPv6 (needed for an IPv6 --subnet).
+    #[arg(long)]
+    ipv6: bool,
+    /// No default route in endpoints: the network reaches only its own subnet.
+    #[arg(long)]
+    internal: bool,
+    /// MTU of the endpoints (default: the parent's).
+    #[arg(long)]
+    mtu: Option<u32>,
+    name: String,
+}
+
+pub fn run(dirs: &Dirs, cmd: NetworkCommand) -> Result<()> {
+    match cmd {
+        NetworkCommand::Create(args) => {
+            let n = create(dirs, args)?;
+            println!("{}", n.id);
+            Ok(())
+        }
+        NetworkCommand::Ls { format } => ls(dirs, format),
+        NetworkCommand::Inspect { names } => inspect(dirs, &names),
+        NetworkCommand::Rm { names } => {
+            for name in names {
+                remove(&State::lock(dirs)?, &name)?;
+                println!("{name}");
+            }
+            Ok(())
+        }
+        NetworkCommand::Prune { force } => prune(dirs, force),
+    }
+}
+
+fn parse_net(s: &str, flag: &str) -> Result<IpNet> {
+    let net: IpNet =
+        s.parse().map_err(|_| Failure::usage(format!("{flag} \"{s}\" is not a CIDR (like 192.168.1.0/24)")))?;
+    if net.addr() != net.network() {
+        return Err(Failure::usage(format!("{flag} \"{s}\" has host bits set; did you mean \"{}\"?", net.trunc())));
+    }
+    Ok(net)
+}
+
+fn parse_ip(s: &str, flag: &str) -> Result<IpAddr> {
+    s.parse().map_err(|_| Failure::usage(format!("{flag} \"{s}\" is not an IP address")))
+}
+
+/// Docker's flags, checked and put together into subnets.
+fn subnets(args: &CreateArgs) -> Result<Vec<Subnet>> {
+    if args.subnets.is_empty() {
+        return Err(Failure::usage("--subnet is required (like --subnet 192.168.1.0/24)"));
+    }
+    let mut out: Vec<Subnet> = Vec::new();
+    for s in &args.subnets {
+        let subnet = parse_net(s, "--subnet")?;
+        if subnet.addr().is_ipv6() && !args.ipv6 {
+            return Err(Failure::usage(format!(
+                "--subnet {subnet} is IPv6; add --ipv6 to enable IPv6 on this network"
+            )));
+        }
+        if let Some(other) =
+            out.iter().find(|o| o.subnet.contains(&subnet.network()) || subnet.contains(&o.subnet.network()))
+        {
+            return Err(Failure::usage(format!("--subnet {subnet} overlaps --subnet {}", other.subnet)));
+        }
+        out.push(Subnet { subnet, gateway: None, ip_range: None, aux_addresses: BTreeMap::new() });
+    }
+    let owner = |out: &mut Vec<Subnet>, ip: IpAddr, what: &str| -> Result<usize> {
+        out.iter().position(|s| s.subnet.contains(&ip)).ok_or_else(|| {
+            let all: Vec<String> = out.iter().map(|s| s.subnet.to_string()).collect();
+            Failure::usage(format!("{what} is outside every --subnet ({})", all.join(", ")))
+        })
+    };
+    for g in &args.gateways {
+        let ip = parse_ip(g, "--gateway")?;
+        let i = owner(&mut out, ip, &format!("--gateway {ip}"))?;
+        if out[i].gateway.replace(ip).is_some() {
+            return Err(Failure::usage(format!("--gateway {ip}: subnet {} already has a gateway", out[i].subnet)));
+        }
+    }
+    for r in &args.ip_ranges {
+        let range = parse_net(r, "--ip-range")?;
+        let i = owner(&mut out, range.network(), &format!("--ip-range {range}"))?;
+        if !out[i].subnet.contains(&range) {
+            return Err(Failure::usage(format!("--ip-range {range} does not fit in --subnet {}", out[i].subnet)));
+        }
+        out[i].ip_range = Some(range);
+    }
+    for a in &args.aux {
+        let (name, ip) =
+            a.split_once('=').ok_or_else(|| Failure::usage(format!("--aux-address \"{a}\" is not NAME=IP")))?;
+        let ip = parse_ip(ip, "--aux-address")?;
+        let i = owner(&mut out, ip, &format!("--aux-address {name}={ip}"))?;
+        out[i].aux_addresses.insert(name.to_string(), ip);
+    }
+    Ok(out)
+}
+
+struct Opts {
+    parent: Option<String>,
+    mode: String,
+}
+
+fn opts(args: &CreateArgs, driver: Driver) -> Result<Opts> {
+    let mut parent = None;
+    let (mut mode, mut flag) = (None, None);
+    for o in &args.opts {
+        let (k, v) = o.split_once('=').ok_or_else(|| Failure::usage(format!("-o \"{o}\" is not KEY=VALUE")))?;
+        match (k, driver) {
+            ("parent", _) => parent = Some(v.to_string()),
+            ("macvlan_mode", Driver::Macvlan) => {
+                v.parse::<underlay_linux::MacvlanMode>()
+                    .map_err(|e| Failure::usage(format!("-o macvlan_mode: {e}")))?;
+                mode = Some(v.to_string());
+            }
+            ("ipvlan_mode", Driver::Ipvlan) => {
+                v.parse::<underlay_linux::ipvlan::IpvlanMode>()
+                    .map_err(|e| Failure::usage(format!("-o ipvlan_mode: {e}")))?;
+                mode = Some(v.to_string());
+            }
+            ("ipvlan_flag", Driver::Ipvlan) => {
+                v.parse::<underlay_linux::ipvlan::IpvlanFlag>()
+                    .map_err(|e| Failure::usage(format!("-o ipvlan_flag: {e}")))?;
+                flag = Some(v.to_string());
+            }
+            ("macvlan_mode" | "ipvlan_mode" | "ipvlan_flag", _) => {
+                return Err(Failure::usage(format!("-o {k} does not apply to the {} driver", driver.as_str())));
+            }
+            _ => {
+                return Err(Failure::usage(format!(
+                    "-o {k}: unknown option; known: parent, macvlan_mode (macvlan), ipvlan_mode and ipvlan_flag (ipvlan)"
+                )));
+            }
+        }
+    }
+    let mode = match driver {
+        Driver::Macvlan => mode.unwrap_or_else(|| "bridge".into()),
+        Driver::Ipvlan => format!("{} {}", mode.as_deref().unwrap_or("l2"), flag.as_deref().unwrap_or("bridge")),
+    };
+    Ok(Opts { parent, mode })
+}
+
+fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
+    underlay::cni::names::network_name(&args.name).map_err(|e| Failure::usage(e.msg))?;
+    let driver = match args.driver.as_str() {
+        "macvlan" => Driver::Macvlan,
+        "ipvlan" => Driver::Ipvlan,
+        other => return Err(Failure::usage(format!("unknown driver \"{other}\"; expected macvlan or ipvlan"))),
+    };
+    let subnets = subnets(&args)?;
+    let opts = opts(&args, driver)?;
+    let state = State::lock(dirs)?;
+    let all = state.networks()?;
+    if all.iter().any(|n| n.name == args.name) {
+        return Err(Failure::conflict(format!("a network named \"{}\" already exists", args.name)));
+    }
+    for s in &subnets {
+        for n in &all {
+            if let Some(o) = n.subnets.iter().find(|o| overlaps(&o.subnet, &s.subnet)) {
+                return Err(Failure::conflict(format!(
+                    "subnet {} overlaps subnet {} of network \"{}\"",
+                    s.subnet, o.subnet, n.name
+                )));
+            }
+        }
+    }
+    if driver == Driver::Ipvlan && !has(Feature::Ipvlan)? {
+        return Err(Failure::system(format!("cannot make ipvlan networks: {}", Feature::Ipvlan.missing()))
+            .hint("use -d macvlan, or a kernel with ipvlan"));
+    }
+    let mut nl = Netlink::new()?;
+    let parent = match opts.parent {
+        Some(p) => p,
+        None => default_parent(&mut nl)?,
+    };
+    let vlan = ensure_parent(&mut nl, &parent, &all)?;
+    let network = Network {
+        name: args.name.clone(),
+        id: new_id(),
+        driver,
+        parent,
+        vlan,
+        mode: opts.mode,
+        subnets,
+        internal: args.internal,
+        ipv6: args.ipv6,
+        mtu: args.mtu.unwrap_or(0),
+        created: now(),
+    };
+    if let Err(e) = reserve_aux(dirs, &network) {
+        release_network(dirs, &mut nl, &network, &all);
+        return Err(e);
+    }
+    state.save_network(&network)?;
+    Ok(network)
+}
+
+fn default_parent(nl: &mut Netlink) -> Result<String> {
+    let route = nl.default_route()?.ok_or_else(|| {
+        Failure::usage("no -o parent=IF given and no default route to take the interface from").hint("add -o parent=IF")
+    })?;
+    let oif = route.oif.ok_or_else(|| Failure::usage("the default route has no interface; add -o parent=IF"))?;
+    Ok(nl.link_by_index(oif)?.map(|l| l.name).unwrap_or_default())
+}
+
+/// Checks the parent exists; `IF.VID` creates the VLAN sub-interface when missing.
+fn ensure_parent(nl: &mut Netlink, parent: &str, all: &[Network]) -> Result<Option<Vlan>> {
+    if nl.link_by_name(parent)?.is_some() {
+        // Someone else's sub-interface, or one an earlier network made (that network
+        // keeps the duty to remove it, and hands it on): this network never removes it.
+        let _ = all;
+        return Ok(vlan_name(parent).map(|(base, id)| Vlan { base, id, created: false }));
+    }
+    let Some((base, id)) = vlan_name(parent) else {
+        let names: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
+        return Err(Failure::not_found(format!("parent interface \"{parent}\" does not exist"))
+            .hint(format!("interfaces here: {}", names.join(", "))));
+    };
+    let Some(base_link) = nl.link_by_name(&base)? else {
+        return Err(Failure::not_found(format!("parent \"{parent}\": its base interface \"{base}\" does not exist")));
+    };
+    if !has(Feature::Vlan)? {
+        return Err(Failure::system(format!("cannot create {parent}: {}", Feature::Vlan.missing()))
+            .hint("load the 8021q module, or create the sub-interface yourself"));
+    }
+    nl.create_vlan(parent, base_link.index, id)?;
+    let link = nl.link(parent)?;
+    nl.set_up(link.index, true)?;
+    Ok(Some(Vlan { base, id, created: true }))
+}
+
+/// `enp0s3.10` -> (`enp0s3`, 10) when VID is 1–4094.
+fn vlan_name(name: &str) -> Option<(String, u16)> {
+    let (base, vid) = name.rsplit_once('.')?;
+    let vid: u16 = vid.parse().ok()?;
+    ((1..=4094).contains(&vid) && !base.is_empty()).then(|| (base.to_string(), vid))
+}
+
+/// The owner under which a network's aux addresses are held in its IPAM store.
+pub fn aux_owner(net: &Network, name: &str) -> Attachment {
+    Attachment { container_id: format!("aux-{}", &net.id[..12]), ifname: name.to_string() }
+}
+
+/// Creates the network's address store (now, so that no later command has to) and
+/// holds its aux addresses there.
+fn reserve_aux(dirs: &Dirs, net: &Network) -> Result<()> {
+    let aux: Vec<(&String, &IpAddr)> = net.subnets.iter().flat_map(|s| s.aux_addresses.iter()).collect();
+    let boot = underlay::ipam::boot::Boot::current()?;
+    let mut store = underlay::ipam::disk::DiskStore::open(&dirs.ipam().join(&net.name), &boot, true)?;
+    for (name, ip) in aux {
+        if !store.hold(*ip, &aux_owner(net, name))? {
+            return Err(Failure::conflict(format!("--aux-address {name}={ip}: the address is already reserved")));
+        }
+    }
+    store.commit()?;
+    Ok(())
+}
+
+/// Drops what a network holds: its IPAM store, and its VLAN sub-interface if underlay
+/// made it and no other network uses it.
+fn release_network(dirs: &Dirs, nl: &mut Netlink, net: &Network, others: &[Network]) {
+    let _ = std::fs::remove_dir_all(dirs.ipam().join(&net.name));
+    let _ = std::fs::remove_dir_all(dirs.ipam().join(".underlay").join(&net.name));
+    let shared = others.iter().any(|n| n.name != net.name && n.parent == net.parent);
+    if net.vlan.as_ref().is_some_and(|v| v.created) && !shared {
+        let _ = nl.delete_link_by_name(&net.parent);
+    }
+}
+
+pub fn remove(state: &State, name: &str) -> Result<()> {
+    let net = state.network(name)?;
+    let users: Vec<String> = state.endpoints()?.into_iter().filter(|e| e.network == name).map(|e| e.name).collect();
+    if !users.is_empty() {
+        return Err(Failure::conflict(format!("network \"{name}\" has endpoints: {}", users.join(", ")))
+            .hint("stop them (`underlay stop NAME`) or detach them (`underlay detach NAME`) first"));
+    }
+    let all = state.networks()?;
+    // A VLAN this network made passes to another network on the same parent.
+    if net.vlan.as_ref().is_some_and(|v| v.created)
+        && let Some(mut heir) = all.iter().find(|n| n.name != net.name && n.parent == net.parent).cloned()
+    {
+        heir.vlan = net.vlan.clone();
+        state.save_network(&heir)?;
+    }
+    release_network(state.dirs(), &mut Netlink::new()?, &net, &all);
+    state.remove_network(name)
+}
+
+fn ls(dirs: &Dirs, format: Format) -> Result<()> {
+    let state = State::lock(dirs)?;
+    let (nets, eps) = (state.networks()?, state.endpoints()?);
+    match format {
+        Format::Json => print_json(&nets),
+        Format::Table => {
+            let rows = nets.iter().map(|n| {
+                let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
+                vec![
+                    n.name.clone(),
+                    n.id[..12].to_string(),
+                    n.driver.as_str().to_string(),
+                    n.parent.clone(),
+                    n.mode.clone(),
+                    subnets.join(", "),
+                    eps.iter().filter(|e| e.network == n.name).count().to_string(),
+                ]
+            });
+            table(&["NAME", "ID", "DRIVER", "PARENT", "MODE", "SUBNETS", "ENDPOINTS"], rows);
+        }
+    }
+    Ok(())
+}
+
+fn inspect(dirs: &Dirs, names: &[String]) -> Result<()> {
+    let state = State::lock(dirs)?;
+    let eps = state.endpoints()?;
+    let mut out = Vec::new();
+    for name in names {
+        let n = state.network(name)?;
+        let mut v = serde_json::to_value(&n).expect("serializes");
+        let members: Vec<serde_json::Value> = eps
+            .iter()
+            .filter(|e| &e.network == name)
+            .map(|e| serde_json::json!({"name": e.name, "id": e.id, "ips": e.ips, "mac": e.mac}))
+            .collect();
+        v["endpoints"] = serde_json::Value::Array(members);
+        out.push(v);
+    }
+    print_json(&out);
+    Ok(())
+}
+
+fn prune(dirs: &Dirs, force: bool) -> Result<()> {
+    if !force {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err(Failure::usage("network prune removes every network without endpoints; add --force"));
+        }
+        eprint!("Remove every network without endpoints? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !answer.trim().eq_ignore_ascii_case("y") {
+            return Ok(());
+        }
+    }
+    let state = State::lock(dirs)?;
+    let used: Vec<String> = state.endpoints()?.into_iter().map(|e| e.network).collect();
+    for n in state.networks()? {
+        if !used.contains(&n.name) {
+            remove(&state, &n.name)?;
+            println!("{}", n.name);
+        }
+    }
+    Ok(())
+}
+
+/// Removes a namespace `run` made (used by run and gc).
+pub fn drop_netns(dirs: &Dirs, id: &str) {
+    let _ = Netns::delete_in(&dirs.netns_dir(), id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vlan_names() {
+        assert_eq!(vlan_name("enp0s3.10"), Some(("enp0s3".into(), 10)));
+        assert_eq!(vlan_name("enp0s3"), None);
+        assert_eq!(vlan_name("enp0s3.0"), None);
+        assert_eq!(vlan_name("enp0s3.4095"), None);
+        assert_eq!(vlan_name(".10"), None);
+    }
+}

@@ -1,0 +1,170 @@
+//! The state store: one JSON file per network and per endpoint under the state
+//! directory, changed only under one flock, each file replaced atomically (written
+//! beside, then renamed), so concurrent `underlay` processes never see half a record
+//! and a kill at any moment leaves every file whole.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::failure::{Failure, Result};
+use crate::model::{Endpoint, Network};
+
+/// Where things live.
+#[derive(Debug, Clone)]
+pub struct Dirs {
+    /// Records and the IPAM store (default /var/lib/underlay).
+    pub state: PathBuf,
+    /// Namespaces made by `run` (default /run/underlay/netns; gone at reboot, as
+    /// namespaces are).
+    pub run: PathBuf,
+}
+
+impl Dirs {
+    pub fn ipam(&self) -> PathBuf {
+        self.state.join("ipam")
+    }
+
+    pub fn netns_dir(&self) -> PathBuf {
+        self.run.join("netns")
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.state.join("logs")
+    }
+}
+
+/// The store, locked for as long as this value lives.
+pub struct State {
+    dirs: Dirs,
+    _lock: File,
+}
+
+fn read<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(|e| Failure::system(format!("read {}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes).map_err(|e| Failure::system(format!("{} is unreadable: {e}", path.display())))
+}
+
+fn write<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let json = serde_json::to_vec_pretty(value).expect("records serialize");
+    let done = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&json).and_then(|()| f.sync_all()))
+        .and_then(|()| fs::rename(&tmp, path));
+    done.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Failure::system(format!("write {}: {e}", path.display()))
+    })
+}
+
+fn list<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Failure::system(format!("read {}: {e}", dir.display()))),
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "json") {
+            out.push(read(&p)?);
+        }
+    }
+    Ok(out)
+}
+
+impl State {
+    pub fn lock(dirs: &Dirs) -> Result<State> {
+        for d in [dirs.state.join("networks"), dirs.state.join("endpoints")] {
+            fs::create_dir_all(&d).map_err(|e| {
+                Failure::system(format!("create {}: {e}", d.display()))
+                    .hint("underlay keeps its state there; run it as root")
+            })?;
+        }
+        let path = dirs.state.join("lock");
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Failure::system(format!("open {}: {e}", path.display())))?;
+        lock.lock().map_err(|e| Failure::system(format!("lock {}: {e}", path.display())))?;
+        Ok(State { dirs: dirs.clone(), _lock: lock })
+    }
+
+    pub fn dirs(&self) -> &Dirs {
+        &self.dirs
+    }
+
+    fn network_path(&self, name: &str) -> PathBuf {
+        self.dirs.state.join("networks").join(format!("{name}.json"))
+    }
+
+    fn endpoint_path(&self, id: &str) -> PathBuf {
+        self.dirs.state.join("endpoints").join(format!("{id}.json"))
+    }
+
+    pub fn networks(&self) -> Result<Vec<Network>> {
+        let mut v: Vec<Network> = list(&self.dirs.state.join("networks"))?;
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(v)
+    }
+
+    pub fn network(&self, name: &str) -> Result<Network> {
+        let path = self.network_path(name);
+        if !path.exists() {
+            return Err(Failure::not_found(format!("no network named \"{name}\"")).hint("see `underlay network ls`"));
+        }
+        read(&path)
+    }
+
+    pub fn save_network(&self, n: &Network) -> Result<()> {
+        write(&self.network_path(&n.name), n)
+    }
+
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        fs::remove_file(self.network_path(name)).map_err(Failure::from)
+    }
+
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        let mut v: Vec<Endpoint> = list(&self.dirs.state.join("endpoints"))?;
+        v.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
+        Ok(v)
+    }
+
+    /// The endpoint called `name`, or whose ID starts with it (at least 6 digits).
+    pub fn endpoint(&self, name: &str) -> Result<Endpoint> {
+        let all = self.endpoints()?;
+        if let Some(e) = all.iter().find(|e| e.name == name) {
+            return Ok(e.clone());
+        }
+        let by_id: Vec<&Endpoint> = all.iter().filter(|e| name.len() >= 6 && e.id.starts_with(name)).collect();
+        match by_id.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(Failure::not_found(format!("no endpoint named \"{name}\"")).hint("see `underlay ps`")),
+            _ => Err(Failure::usage(format!("\"{name}\" matches several endpoint IDs; give more of it"))),
+        }
+    }
+
+    pub fn save_endpoint(&self, e: &Endpoint) -> Result<()> {
+        write(&self.endpoint_path(&e.id), e)
+    }
+
+    pub fn remove_endpoint(&self, id: &str) -> Result<()> {
+        match fs::remove_file(self.endpoint_path(id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
+    }
+}
