@@ -8,21 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use underlay::MacAddr;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Driver {
-    Macvlan,
-    Ipvlan,
-}
-
-impl Driver {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Driver::Macvlan => "macvlan",
-            Driver::Ipvlan => "ipvlan",
-        }
-    }
-}
+pub use macvlan::Driver;
 
 /// One subnet of a network, with Docker's per-subnet settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,8 +32,10 @@ struct Raw {
     announce_interval_ms: Option<u64>,
 }
 
-/// Which plugin is reading the config.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which plugin is reading the config (and which driver a network of the `underlay`
+/// command uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Driver {
     Macvlan,
     Ipvlan,
