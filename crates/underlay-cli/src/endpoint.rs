@@ -175,6 +175,8 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
             ep.ips = result.ips.iter().map(|ip| ip.address).collect();
             ep.phase = Phase::Attached;
             state.save_endpoint(&ep)?;
+            drop(state);
+            crate::host_access::endpoint_changed(dirs, &ep, true);
             Ok(ep)
         }
         Err(e) => {
@@ -191,6 +193,7 @@ pub fn detach(dirs: &Dirs, ep: &Endpoint) -> Result<()> {
     // may now name another process's namespace, so only the address is released.
     let gone = !ep.netns_owned && ep.command.is_empty() && ep.process.is_some_and(|p| !p.alive());
     let netns = if gone { Path::new("") } else { ep.netns.as_path() };
+    crate::host_access::endpoint_changed(dirs, ep, false);
     let del = cni("DEL", &ep.id, netns, "IgnoreUnknown=1", &ep.cni);
     if ep.netns_owned {
         crate::network::drop_netns(dirs, &ep.id);

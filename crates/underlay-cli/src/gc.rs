@@ -42,6 +42,9 @@ pub fn gc(dirs: &Dirs) -> Result<()> {
             .map(|e| Attachment { container_id: e.id.clone(), ifname: IFNAME.to_string() })
             .collect();
         valid.extend(net.subnets.iter().flat_map(|s| s.aux_addresses.keys()).map(|n| aux_owner(&net, n)));
+        if state.host_access(&net.name)?.is_some() {
+            valid.push(crate::host_access::owner(&net));
+        }
         let conf = HostLocalConf::parse(&cni_conf(&net, dirs), Version::LATEST, &CniArgs::default())?;
         for ip in host_local::gc(&conf, &valid)? {
             println!("released address {ip} on {}", net.name);

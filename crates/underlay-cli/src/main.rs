@@ -4,6 +4,7 @@
 mod endpoint;
 mod failure;
 mod gc;
+mod host_access;
 mod lab;
 mod model;
 mod network;
@@ -88,6 +89,9 @@ enum Command {
     },
     /// Release what crashed or killed `underlay` processes left behind.
     Gc,
+    /// Let this host reach a network's endpoints, safely.
+    #[command(subcommand)]
+    HostAccess(host_access::HostAccessCommand),
     /// Build the seed's LAN in network namespaces and check it (nothing leaves them).
     Lab(lab::LabArgs),
     /// (Internal) look after a detached `run`.
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Ps { format } => show::ps(&dirs, format),
         Command::Inspect { names } => show::inspect(&dirs, &names),
         Command::Gc => gc::gc(&dirs),
+        Command::HostAccess(cmd) => host_access::run(&dirs, cmd),
         Command::Lab(args) => lab::run(args).map_err(|e| Failure::new(exit::FAILED, format!("{e:#}"))),
     };
     match result {

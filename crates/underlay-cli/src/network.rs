@@ -338,6 +338,10 @@ fn release_network(dirs: &Dirs, nl: &mut Netlink, net: &Network, others: &[Netwo
 pub fn remove(state: &State, name: &str) -> Result<()> {
     let net = state.network(name)?;
     let users: Vec<String> = state.endpoints()?.into_iter().filter(|e| e.network == name).map(|e| e.name).collect();
+    if state.host_access(name)?.is_some() && users.is_empty() {
+        return Err(Failure::conflict(format!("host access to \"{name}\" is enabled"))
+            .hint(format!("disable it first: underlay host-access disable {name}")));
+    }
     if !users.is_empty() {
         return Err(Failure::conflict(format!("network \"{name}\" has endpoints: {}", users.join(", ")))
             .hint("stop them (`underlay stop NAME`) or detach them (`underlay detach NAME`) first"));
@@ -413,7 +417,7 @@ fn prune(dirs: &Dirs, force: bool) -> Result<()> {
     let state = State::lock(dirs)?;
     let used: Vec<String> = state.endpoints()?.into_iter().map(|e| e.network).collect();
     for n in state.networks()? {
-        if !used.contains(&n.name) {
+        if !used.contains(&n.name) && state.host_access(&n.name)?.is_none() {
             remove(&state, &n.name)?;
             println!("{}", n.name);
         }

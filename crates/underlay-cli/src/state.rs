@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::failure::{Failure, Result};
+use crate::host_access::HostAccess;
 use crate::model::{Endpoint, Network};
 
 /// Where things live.
@@ -159,6 +160,34 @@ impl State {
 
     pub fn save_endpoint(&self, e: &Endpoint) -> Result<()> {
         write(&self.endpoint_path(&e.id), e)
+    }
+
+    fn host_access_path(&self, network: &str) -> PathBuf {
+        self.dirs.state.join("host-access").join(format!("{network}.json"))
+    }
+
+    pub fn host_access(&self, network: &str) -> Result<Option<HostAccess>> {
+        let path = self.host_access_path(network);
+        if !path.exists() {
+            return Ok(None);
+        }
+        read(&path).map(Some)
+    }
+
+    pub fn all_host_access(&self) -> Result<Vec<HostAccess>> {
+        list(&self.dirs.state.join("host-access"))
+    }
+
+    pub fn save_host_access(&self, ha: &HostAccess) -> Result<()> {
+        fs::create_dir_all(self.dirs.state.join("host-access"))?;
+        write(&self.host_access_path(&ha.network), ha)
+    }
+
+    pub fn remove_host_access(&self, network: &str) -> Result<()> {
+        match fs::remove_file(self.host_access_path(network)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     pub fn remove_endpoint(&self, id: &str) -> Result<()> {

@@ -49,8 +49,12 @@ pub fn arp_announcement(mac: MacAddr, ip: Ipv4Addr) -> [u8; 28] {
 }
 
 fn gratuitous_arp(index: u32, mac: MacAddr, ip: Ipv4Addr) -> io::Result<()> {
+    send_arp(index, &arp_announcement(mac, ip))
+}
+
+/// Broadcasts an ARP packet on interface `index` (in the calling thread's namespace).
+pub fn send_arp(index: u32, packet: &[u8; 28]) -> io::Result<()> {
     let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(ETH_P_ARP.to_be()))?;
-    let packet = arp_announcement(mac, ip);
     // SAFETY: sockaddr_ll is plain data; all fields we need are set below.
     let mut to: libc::sockaddr_ll = unsafe { zeroed() };
     to.sll_family = libc::AF_PACKET as u16;

@@ -28,6 +28,8 @@ pub struct Route {
     pub metric: Option<u32>,
     pub mtu: Option<u32>,
     pub advmss: Option<u32>,
+    /// The source address the host prefers on this route.
+    pub src: Option<IpAddr>,
     /// Unicast routes are the ones configured by hand; the kernel also keeps local and
     /// broadcast routes in the `local` table.
     pub unicast: bool,
@@ -38,7 +40,18 @@ impl Route {
     /// (what `ip route add` does).
     pub fn new(dst: IpNet, gw: Option<IpAddr>, oif: Option<u32>) -> Route {
         let scope = if gw.is_some() { SCOPE_UNIVERSE } else { SCOPE_LINK };
-        Route { dst, gw, oif, table: TABLE_MAIN, scope, metric: None, mtu: None, advmss: None, unicast: true }
+        Route {
+            dst,
+            gw,
+            oif,
+            table: TABLE_MAIN,
+            scope,
+            metric: None,
+            mtu: None,
+            advmss: None,
+            src: None,
+            unicast: true,
+        }
     }
 
     fn to_message(&self) -> RouteMessage {
@@ -63,6 +76,9 @@ impl Route {
         }
         if let Some(p) = self.metric {
             m.attributes.push(RouteAttribute::Priority(p));
+        }
+        if let Some(src) = self.src {
+            m.attributes.push(RouteAttribute::PrefSource(address(src)));
         }
         let mut metrics = Vec::new();
         if let Some(mtu) = self.mtu {
@@ -92,6 +108,7 @@ impl Route {
             metric: None,
             mtu: None,
             advmss: None,
+            src: None,
             unicast: m.header.kind == RouteType::Unicast,
         };
         for a in &m.attributes {
@@ -101,6 +118,7 @@ impl Route {
                 RouteAttribute::Oif(o) => r.oif = Some(*o),
                 RouteAttribute::Table(t) => r.table = *t,
                 RouteAttribute::Priority(p) => r.metric = Some(*p),
+                RouteAttribute::PrefSource(s) => r.src = ip_of(s),
                 RouteAttribute::Metrics(ms) => {
                     for metric in ms {
                         match metric {
@@ -164,6 +182,23 @@ impl Netlink {
             }));
         }
         Ok(out)
+    }
+
+    /// The route the kernel would use to reach `ip` now (`ip route get`).
+    pub fn route_to(&mut self, ip: IpAddr) -> Result<Option<Route>> {
+        let mut req = RouteMessage::default();
+        req.header.address_family = family(ip);
+        req.header.destination_prefix_length = if ip.is_ipv4() { 32 } else { 128 };
+        req.attributes.push(RouteAttribute::Destination(address(ip)));
+        let replies = self.request(RouteNetlinkMessage::GetRoute(req), 0);
+        match replies {
+            Ok(r) => Ok(r.iter().find_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(m) => Route::from_message(m),
+                _ => None,
+            })),
+            Err(e) if e.is_not_found() || e.is(crate::error::Errno::ENETUNREACH) => Ok(None),
+            Err(e) => Err(e.context(format!("look up the route to {ip}"))),
+        }
     }
 
     /// The main table's default route (IPv4 first, then IPv6), if any.

@@ -1,0 +1,307 @@
+//! `underlay host-access enable | disable | status | restore`: lets the host reach the
+//! endpoints of a network through a shim (see `underlay_linux::shim`) without ever
+//! cutting the host off. Every change is checked: whatever the host reached before
+//! (its gateways) it must still reach after, or the change is undone.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::Subcommand;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use underlay::cni::{Attachment, CniArgs, Version};
+use underlay::ipam::{HostLocalConf, host_local};
+use underlay_linux::reach::reachable_here;
+use underlay_linux::shim::{self, Saved};
+use underlay_linux::{Error, Netlink};
+
+use crate::endpoint::cni_conf;
+use crate::failure::{Failure, Result};
+use crate::model::{Endpoint, Network, now};
+use crate::output::{Format, print_json, table};
+use crate::state::{Dirs, State};
+
+#[derive(Subcommand)]
+pub enum HostAccessCommand {
+    /// Let this host reach the network's endpoints.
+    Enable {
+        network: String,
+        /// The shim's address (default: the next free one of the network). A bare
+        /// address: it becomes a host address, never a second route to the subnet.
+        #[arg(long)]
+        address: Option<String>,
+    },
+    /// Remove exactly what `enable` made.
+    Disable { network: String },
+    /// Show host access per network.
+    Status {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Make it all again after a reboot (the systemd unit runs this).
+    Restore,
+}
+
+/// What `enable` made, so `disable` removes exactly that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAccess {
+    pub network: String,
+    pub shim: String,
+    pub parent: String,
+    pub addresses: Vec<IpAddr>,
+    /// Routed through the shim as a whole (the network's --ip-range); without one,
+    /// each endpoint gets a host route.
+    pub ranges: Vec<IpNet>,
+    pub sysctls: Vec<Saved>,
+    pub created: u64,
+}
+
+pub fn run(dirs: &Dirs, cmd: HostAccessCommand) -> Result<()> {
+    match cmd {
+        HostAccessCommand::Enable { network, address } => {
+            let ha = enable(dirs, &network, address.as_deref())?;
+            let addrs: Vec<String> = ha.addresses.iter().map(IpAddr::to_string).collect();
+            println!("host access to {} through {} ({})", ha.network, ha.shim, addrs.join(", "));
+            Ok(())
+        }
+        HostAccessCommand::Disable { network } => {
+            disable(dirs, &network)?;
+            println!("{network}");
+            Ok(())
+        }
+        HostAccessCommand::Status { format } => status(dirs, format),
+        HostAccessCommand::Restore => restore(dirs),
+    }
+}
+
+/// The owner of the shim's addresses in the network's IPAM store.
+pub fn owner(net: &Network) -> Attachment {
+    Attachment { container_id: format!("host-access-{}", &net.id[..12]), ifname: "shim".into() }
+}
+
+fn ipam(dirs: &Dirs, net: &Network, requested: Vec<IpAddr>) -> Result<HostLocalConf> {
+    let mut conf = HostLocalConf::parse(&cni_conf(net, dirs), Version::LATEST, &CniArgs::default())?;
+    conf.requested = requested;
+    Ok(conf)
+}
+
+/// Where the host goes first: its default routes' next hops, and the network's gateways.
+fn gateways(nl: &mut Netlink, net: &Network) -> Result<Vec<IpAddr>> {
+    let mut out: Vec<IpAddr> =
+        nl.routes()?.into_iter().filter(|r| r.unicast && r.dst.prefix_len() == 0).filter_map(|r| r.gw).collect();
+    out.extend(net.subnets.iter().filter_map(|s| s.gateway));
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn reachable(targets: &[IpAddr]) -> Vec<IpAddr> {
+    targets.iter().copied().filter(|t| reachable_here(*t, Duration::from_secs(1)).unwrap_or(false)).collect()
+}
+
+/// The routes through the shim: the ranges, or one host route per endpoint address.
+fn wanted(ha: &HostAccess, endpoints: &[Endpoint]) -> Vec<IpNet> {
+    if !ha.ranges.is_empty() {
+        return ha.ranges.clone();
+    }
+    endpoints
+        .iter()
+        .filter(|e| e.network == ha.network)
+        .flat_map(|e| e.ips.iter().map(|ip| IpNet::new(ip.addr(), ip.max_prefix_len()).expect("valid")))
+        .collect()
+}
+
+fn add_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) -> Result<()> {
+    let Some(src) = ha.addresses.iter().find(|a| a.is_ipv4() == dst.addr().is_ipv4()) else { return Ok(()) };
+    match nl.add_route(&shim::route(dst, shim_index, *src)) {
+        Err(e) if e.is(underlay_linux::error::Errno::EEXIST) => Ok(()),
+        other => other.map_err(Failure::from),
+    }
+}
+
+fn del_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) {
+    if let Some(src) = ha.addresses.iter().find(|a| a.is_ipv4() == dst.addr().is_ipv4()) {
+        let _ = nl.del_route(&shim::route(dst, shim_index, *src));
+    }
+}
+
+pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAccess> {
+    let state = State::lock(dirs)?;
+    let net = state.network(name)?;
+    if let Some(ha) = state.host_access(name)? {
+        return Ok(ha);
+    }
+    let requested = match address {
+        Some(a) => {
+            if let Some(why) = shim::refuse_address(a, &net.parent) {
+                return Err(Failure::usage(why));
+            }
+            let ip: IpAddr =
+                a.parse().map_err(|_| Failure::usage(format!("--address \"{a}\" is not an IP address")))?;
+            if !net.subnets.iter().any(|s| s.subnet.contains(&ip)) {
+                return Err(Failure::usage(format!("--address {ip} is not in a subnet of network \"{name}\"")));
+            }
+            vec![ip]
+        }
+        None => vec![],
+    };
+    let conf = ipam(dirs, &net, requested)?;
+    let got = host_local::add(&conf, &owner(&net))?;
+    let addresses: Vec<IpAddr> = got.ips.iter().map(|i| i.address.addr()).collect();
+    let release = || {
+        let _ = host_local::del(&conf, &owner(&net));
+    };
+    let ranges: Vec<IpNet> = net.subnets.iter().filter_map(|s| s.ip_range).collect();
+    let mut ha = HostAccess {
+        network: net.name.clone(),
+        shim: format!("ulh-{}", &net.id[..8]),
+        parent: net.parent.clone(),
+        addresses,
+        ranges,
+        sysctls: vec![],
+        created: now(),
+    };
+    let mut nl = Netlink::new()?;
+    let targets = gateways(&mut nl, &net)?;
+    let before = reachable(&targets);
+    match apply(&mut nl, &mut ha, &state.endpoints()?) {
+        Ok(()) => {}
+        Err(e) => {
+            undo(&mut nl, &ha);
+            release();
+            return Err(e);
+        }
+    }
+    let after = reachable(&before);
+    let lost: Vec<String> = before.iter().filter(|t| !after.contains(t)).map(IpAddr::to_string).collect();
+    if !lost.is_empty() {
+        undo(&mut nl, &ha);
+        release();
+        return Err(Failure::system(format!(
+            "host access to \"{name}\" was rolled back: with the shim in place this host could no longer reach {} \
+             (it could before), so the change was undone",
+            lost.join(", ")
+        ))
+        .hint(
+            "a route through the shim covers that address (an --ip-range including the gateway?), and the LAN \
+               does not take frames from the shim's MAC (a switch or cloud that drops unknown MACs); \
+               `underlay doctor --probe` tells which",
+        ));
+    }
+    state.save_host_access(&ha)?;
+    Ok(ha)
+}
+
+fn apply(nl: &mut Netlink, ha: &mut HostAccess, endpoints: &[Endpoint]) -> Result<()> {
+    let parent = nl
+        .link_by_name(&ha.parent)?
+        .ok_or_else(|| Failure::not_found(format!("parent {} does not exist", ha.parent)))?;
+    let first = ha.addresses.first().copied().ok_or_else(|| Failure::system("the IPAM gave the shim no address"))?;
+    let index = shim::create(nl, &ha.shim, parent.index, first)?;
+    for extra in &ha.addresses[1..] {
+        let host = IpNet::new(*extra, extra_prefix(*extra)).expect("valid");
+        nl.add_address(index, host, underlay_linux::addr::AddressOptions { nodad: true, noprefixroute: true })?;
+    }
+    ha.sysctls = shim::stop_arp_flux(&[ha.parent.as_str(), ha.shim.as_str()])?;
+    for dst in wanted(ha, endpoints) {
+        add_route(nl, ha, index, dst)?;
+    }
+    Ok(())
+}
+
+fn extra_prefix(ip: IpAddr) -> u8 {
+    if ip.is_ipv4() { 32 } else { 128 }
+}
+
+/// Removes what `apply` made: the shim (its routes go with it) and the sysctls.
+fn undo(nl: &mut Netlink, ha: &HostAccess) -> Vec<Error> {
+    let mut errors = shim::restore(&ha.sysctls);
+    if let Err(e) = nl.delete_link_by_name(&ha.shim) {
+        errors.push(e);
+    }
+    errors
+}
+
+pub fn disable(dirs: &Dirs, name: &str) -> Result<()> {
+    let state = State::lock(dirs)?;
+    let ha = state
+        .host_access(name)?
+        .ok_or_else(|| Failure::not_found(format!("host access to \"{name}\" is not enabled")))?;
+    let errors = undo(&mut Netlink::new()?, &ha);
+    if let Ok(net) = state.network(name) {
+        let _ = host_local::del(&ipam(dirs, &net, vec![])?, &owner(&net));
+    }
+    state.remove_host_access(name)?;
+    if let Some(e) = errors.into_iter().next() {
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+fn status(dirs: &Dirs, format: Format) -> Result<()> {
+    let state = State::lock(dirs)?;
+    let all = state.all_host_access()?;
+    match format {
+        Format::Json => print_json(&all),
+        Format::Table => {
+            let mut nl = Netlink::new()?;
+            let rows = all.iter().map(|ha| {
+                let addrs: Vec<String> = ha.addresses.iter().map(IpAddr::to_string).collect();
+                let routes = if ha.ranges.is_empty() {
+                    "one per endpoint".to_string()
+                } else {
+                    ha.ranges.iter().map(IpNet::to_string).collect::<Vec<_>>().join(", ")
+                };
+                let up = nl.link_by_name(&ha.shim).ok().flatten().is_some_and(|l| l.up);
+                vec![
+                    ha.network.clone(),
+                    ha.shim.clone(),
+                    addrs.join(", "),
+                    routes,
+                    if up { "up".into() } else { "missing (run `underlay host-access restore`)".into() },
+                ]
+            });
+            table(&["NETWORK", "SHIM", "ADDRESS", "ROUTES", "STATE"], rows);
+        }
+    }
+    Ok(())
+}
+
+/// Makes every enabled shim again, with its routes (after a reboot the links are gone).
+pub fn restore(dirs: &Dirs) -> Result<()> {
+    let state = State::lock(dirs)?;
+    let endpoints = state.endpoints()?;
+    let mut nl = Netlink::new()?;
+    for mut ha in state.all_host_access()? {
+        if nl.link_by_name(&ha.shim)?.is_none() {
+            // The original sysctl values stay as first saved.
+            let saved = ha.sysctls.clone();
+            apply(&mut nl, &mut ha, &endpoints)?;
+            ha.sysctls = saved;
+            state.save_host_access(&ha)?;
+            println!("restored host access to {}", ha.network);
+        }
+    }
+    Ok(())
+}
+
+/// Keeps per-endpoint routes in step: called after an endpoint is attached (`added`)
+/// or before it is detached.
+pub fn endpoint_changed(dirs: &Dirs, ep: &Endpoint, added: bool) {
+    let Ok(state) = State::lock(dirs) else { return };
+    let Ok(Some(ha)) = state.host_access(&ep.network) else { return };
+    if !ha.ranges.is_empty() {
+        return;
+    }
+    let Ok(mut nl) = Netlink::new() else { return };
+    let Ok(Some(link)) = nl.link_by_name(&ha.shim) else { return };
+    for dst in wanted(&ha, std::slice::from_ref(ep)) {
+        if added {
+            if let Err(e) = add_route(&mut nl, &ha, link.index, dst) {
+                eprintln!("underlay: host route to {dst}: {e}");
+            }
+        } else {
+            del_route(&mut nl, &ha, link.index, dst);
+        }
+    }
+}
