@@ -72,9 +72,7 @@ pub(super) fn write_in_place(path: &Path, content: &[u8]) -> Result<(), CniError
 }
 
 fn bucket_of(owner: &Attachment) -> u64 {
-    // FNV-1a: stable across versions and processes, unlike the std hasher.
-    let key = owner.container_id.bytes().chain([0]).chain(owner.ifname.bytes());
-    key.fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)) % BUCKETS
+    crate::stable_hash(owner.container_id.bytes().chain([0]).chain(owner.ifname.bytes())) % BUCKETS
 }
 
 fn parse_bucket(text: &str) -> impl Iterator<Item = (Attachment, IpAddr)> + '_ {

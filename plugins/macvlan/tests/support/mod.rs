@@ -48,6 +48,7 @@ impl PluginDir {
         let pick = |i: Impl, name: &str| if i == Impl::Ours { ours(name) } else { reference(name) };
         std::os::unix::fs::symlink(pick(macvlan, "macvlan"), dir.path().join("macvlan")).unwrap();
         std::os::unix::fs::symlink(pick(host_local, "host-local"), dir.path().join("host-local")).unwrap();
+        std::os::unix::fs::symlink(ours("underlay-host-access"), dir.path().join("underlay-host-access")).unwrap();
         PluginDir { dir }
     }
 
