@@ -1,6 +1,7 @@
 //! `underlay`: macvlan (and ipvlan) networking for plain Linux hosts, with the flags
 //! Docker users know, and the lab that shows it on the real kernel.
 
+mod doctor;
 mod endpoint;
 mod failure;
 mod gc;
@@ -89,6 +90,8 @@ enum Command {
     },
     /// Release what crashed or killed `underlay` processes left behind.
     Gc,
+    /// Explain what stands between a network's endpoints and the LAN (exit 1 on errors).
+    Doctor(doctor::DoctorArgs),
     /// Let this host reach a network's endpoints, safely.
     #[command(subcommand)]
     HostAccess(host_access::HostAccessCommand),
@@ -124,6 +127,11 @@ fn main() -> ExitCode {
         Command::Inspect { names } => show::inspect(&dirs, &names),
         Command::Gc => gc::gc(&dirs),
         Command::HostAccess(cmd) => host_access::run(&dirs, cmd),
+        Command::Doctor(args) => match doctor::doctor(&dirs, args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(exit::FAILED),
+            Err(e) => Err(e),
+        },
         Command::Lab(args) => lab::run(args).map_err(|e| Failure::new(exit::FAILED, format!("{e:#}"))),
     };
     match result {
