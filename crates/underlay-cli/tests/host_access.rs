@@ -14,6 +14,14 @@ use underlay_linux::{Netlink, Netns};
 /// and the parent's ARP sysctls.
 fn node_state(ns: &Netns) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>) {
     let mut nl = ns.netlink().unwrap();
+    // A fresh world's link-local addresses are still in DAD; their local routes appear
+    // when it ends. Compare settled states only.
+    for _ in 0..100 {
+        if !nl.addresses(None).unwrap().iter().any(|a| a.is_tentative()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let mut links: Vec<String> = nl.links().unwrap().into_iter().map(|l| format!("{} {:?}", l.name, l.mac)).collect();
     let mut addrs: Vec<String> =
         nl.addresses(None).unwrap().into_iter().map(|a| format!("{} {}", a.index, a.net)).collect();

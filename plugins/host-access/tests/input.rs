@@ -74,5 +74,5 @@ fn bad_input_is_named_and_leaves_nothing() {
     }
     // The same-subnet refusal explains what to use instead.
     let out = call(&w, "ADD", &conf(&store, json!({"address": "192.168.1.254/24", "prevResult": prev})));
-    assert!(out.msg.contains("192.168.1.254/32") || out.msg.contains("192.168.1.254\\\""), "{}", out.msg);
+    assert!(out.msg.contains("Use the bare address (192.168.1.254/32)"), "{}", out.msg);
 }
