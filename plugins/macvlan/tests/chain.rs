@@ -39,6 +39,8 @@ fn the_node_reaches_its_pods_and_the_shim_goes_with_the_last() {
         v
     };
     let routes_before = routes();
+    let sysctls = || ["arp_ignore", "arp_announce"].map(|k| node.sysctl(&format!("net/ipv4/conf/enp0s3/{k}")).unwrap());
+    let sysctls_before = sysctls();
     let mut results = Vec::new();
     for (i, pod) in w.pods.iter().enumerate() {
         let cid = format!("pod{i}");
@@ -58,7 +60,15 @@ fn the_node_reaches_its_pods_and_the_shim_goes_with_the_last() {
     }
     // The node keeps its own LAN: the external device reaches the node.
     assert!(tcp_reachable(&w.external().netns, w.node(0).ip.addr(), 22, Duration::from_secs(2)).unwrap());
-    // DEL in reverse order, pod by pod.
+    assert_eq!(sysctls(), ["1", "2"], "no ARP flux while the shim is there");
+    // CHECK notices a pod route someone removed.
+    let mut nl = node.netlink().unwrap();
+    let gone = nl.routes().unwrap().into_iter().find(|r| r.dst.addr() == results[0].ip() && r.dst.prefix_len() == 32);
+    nl.del_route(&gone.expect("a host route to pod0")).unwrap();
+    let check = cni(&p, node, "CHECK", "pod0", Some(&w.pods[0]), "eth0", &chained(ha.clone(), &results[0].json));
+    assert_eq!(check.code(), 104, "{}", check.json);
+    assert!(check.msg().contains(&results[0].ip().to_string()), "{}", check.json);
+    // DEL pod by pod.
     for (i, pod) in w.pods.iter().enumerate() {
         let cid = format!("pod{i}");
         assert!(cni(&p, node, "DEL", &cid, Some(pod), "eth0", &chained(ha.clone(), &results[i].json)).ok);
@@ -71,6 +81,7 @@ fn the_node_reaches_its_pods_and_the_shim_goes_with_the_last() {
     }
     assert_eq!(links(node), links_before);
     assert_eq!(routes(), routes_before, "no route left behind");
+    assert_eq!(sysctls(), sysctls_before, "the ARP sysctls are back");
     assert!(
         std::fs::read_dir(state.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".json"))
     );
