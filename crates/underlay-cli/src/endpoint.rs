@@ -88,13 +88,25 @@ fn plugin(conf: &Value) -> &'static dyn Plugin {
     }
 }
 
-/// One CNI call to our own plugin, in this process. ADD returns the result.
 fn cni(command: &str, id: &str, netns: &Path, args: &str, conf: &Value) -> Result<Option<CniResult>> {
+    cni_call(command, id, netns, IFNAME, args, conf)
+}
+
+/// One CNI call to our own plugin (`conf`'s type: macvlan or ipvlan), in this process
+/// and its current network namespace, as a runtime would make it. ADD returns the result.
+pub fn cni_call(
+    command: &str,
+    id: &str,
+    netns: &Path,
+    ifname: &str,
+    args: &str,
+    conf: &Value,
+) -> Result<Option<CniResult>> {
     let vars = [
         ("CNI_COMMAND", command.to_string()),
         ("CNI_CONTAINERID", id.to_string()),
         ("CNI_NETNS", netns.display().to_string()),
-        ("CNI_IFNAME", IFNAME.to_string()),
+        ("CNI_IFNAME", ifname.to_string()),
         ("CNI_ARGS", args.to_string()),
         ("CNI_PATH", String::new()),
     ];

@@ -68,6 +68,8 @@ impl fmt::Display for Failure {
     }
 }
 
+impl std::error::Error for Failure {}
+
 impl From<underlay_linux::Error> for Failure {
     fn from(e: underlay_linux::Error) -> Failure {
         Failure::system(e.to_string())

@@ -97,6 +97,9 @@ enum Command {
     HostAccess(host_access::HostAccessCommand),
     /// Build the seed's LAN in network namespaces and check it (nothing leaves them).
     Lab(lab::LabArgs),
+    /// (Internal) a lab host's server.
+    #[command(name = "__lab-serve", hide = true)]
+    LabServe { ports: Vec<u16> },
     /// (Internal) look after a detached `run`.
     #[command(name = "__keep", hide = true)]
     Keep { id: String },
@@ -132,7 +135,16 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::from(exit::FAILED),
             Err(e) => Err(e),
         },
-        Command::Lab(args) => lab::run(args).map_err(|e| Failure::new(exit::FAILED, format!("{e:#}"))),
+        Command::Lab(args) => match lab::run(&dirs.run, args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(exit::FAILED),
+            Err(e) if e.is::<lab::Interrupted>() => return ExitCode::from(130),
+            Err(e) => match e.downcast::<Failure>() {
+                Ok(f) => Err(f),
+                Err(e) => Err(Failure::new(exit::FAILED, format!("{e:#}"))),
+            },
+        },
+        Command::LabServe { ports } => lab::serve(&ports).map_err(|e| Failure::system(format!("{e:#}"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -113,6 +113,14 @@ impl Proc {
     pub fn alive(&self) -> bool {
         start_time(self.pid) == Some(self.start)
     }
+
+    /// SIGKILL, only if it is still this process.
+    pub fn kill(&self) {
+        if self.alive() {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 /// Field 22 of /proc/PID/stat: when the process started.

@@ -70,6 +70,15 @@ fn start(dirs: &Dirs, args: RunArgs) -> Result<u8> {
     let name = args.name.clone().unwrap_or_else(|| format!("ep-{}", &id[..8]));
     check_name(&name)?;
     let netns = Netns::create_in(&dirs.netns_dir(), &id)?;
+    // Like any container runtime: the command's own 127.0.0.1 works.
+    let lo_up = netns.netlink().and_then(|mut nl| {
+        let lo = nl.link("lo")?;
+        nl.set_up(lo.index, true)
+    });
+    if let Err(e) = lo_up {
+        drop_netns(dirs, &id);
+        return Err(e.into());
+    }
     let request = Request {
         id: id.clone(),
         name,

@@ -107,6 +107,7 @@ fn network_flags_shape_the_endpoints() {
     assert_eq!(link.mtu, 1400);
     assert_eq!(link.macvlan_mode(), Some(underlay_linux::MacvlanMode::Private));
     assert!(nl.routes().unwrap().iter().all(|r| r.dst.prefix_len() != 0), "--internal: no default route");
+    assert!(nl.link("lo").unwrap().up, "loopback is up, as in any container");
     let taken = u.run(&["run", "--network", "narrow", "--ip", "192.168.1.128", "--", "/bin/busybox", "true"]);
     assert_eq!(taken.code, 125);
     assert!(taken.stderr.contains("192.168.1.128"), "{}", taken.stderr);

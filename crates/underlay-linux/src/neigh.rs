@@ -60,3 +60,37 @@ impl Netlink {
         Ok(out)
     }
 }
+
+/// A bridge's forwarding-database entry: the switch has seen `mac` behind `port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdbEntry {
+    pub mac: MacAddr,
+    /// The bridge port's interface index.
+    pub port: u32,
+    /// Learned from traffic (not one of the bridge's own or a static entry).
+    pub learned: bool,
+}
+
+impl Netlink {
+    /// Every bridge's forwarding database in this namespace.
+    pub fn fdb(&mut self) -> Result<Vec<FdbEntry>> {
+        let mut req = NeighbourMessage::default();
+        req.header.family = AddressFamily::Bridge;
+        let replies = self.dump(RouteNetlinkMessage::GetNeighbour(req)).context("list bridge fdb")?;
+        let mut out = Vec::new();
+        for r in &replies {
+            let RouteNetlinkMessage::NewNeighbour(m) = r else {
+                continue;
+            };
+            let mac = m.attributes.iter().find_map(|a| match a {
+                NeighbourAttribute::LinkLayerAddress(l) => <[u8; 6]>::try_from(l.as_slice()).ok().map(MacAddr),
+                _ => None,
+            });
+            if let Some(mac) = mac {
+                let learned = !matches!(m.header.state, NeighbourState::Permanent | NeighbourState::Noarp);
+                out.push(FdbEntry { mac, port: m.header.ifindex, learned });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -163,10 +163,20 @@ impl Netlink {
             .with_context(|| describe("add", route))
     }
 
-    pub fn del_route(&mut self, route: &Route) -> Result<()> {
-        self.request(RouteNetlinkMessage::DelRoute(route.to_message()), 0)
+    /// Adds `route` after any with the same destination and metric (what the kernel does
+    /// for an address's subnet route), instead of failing on them.
+    pub fn append_route(&mut self, route: &Route) -> Result<()> {
+        use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE};
+        self.request(RouteNetlinkMessage::NewRoute(route.to_message()), NLM_F_CREATE | NLM_F_APPEND)
             .map(drop)
-            .with_context(|| describe("delete", route))
+            .with_context(|| describe("append", route))
+    }
+
+    pub fn del_route(&mut self, route: &Route) -> Result<()> {
+        // Like `ip route del`: any protocol (the kernel's own routes are "kernel").
+        let mut m = route.to_message();
+        m.header.protocol = RouteProtocol::Unspec;
+        self.request(RouteNetlinkMessage::DelRoute(m), 0).map(drop).with_context(|| describe("delete", route))
     }
 
     /// Every route of every table, both families.

@@ -36,6 +36,9 @@ pub struct WorldSpec {
     /// Drop frames whose source MAC is not the one plugged into the port, as clouds
     /// and locked-down hypervisors do.
     pub drop_unknown_macs: bool,
+    /// What every namespace name starts with. None: `ul-<tag>-<pid>-<n>`, unique to
+    /// this process (tests); a fixed one lets another process reopen the world (lab).
+    pub prefix: Option<String>,
 }
 
 impl WorldSpec {
@@ -50,6 +53,7 @@ impl WorldSpec {
             gateway: true,
             hairpin: false,
             drop_unknown_macs: false,
+            prefix: None,
         }
     }
 
@@ -78,7 +82,29 @@ impl WorldSpec {
         self
     }
 
-    fn host_ip(&self, offset: u32) -> IpNet {
+    pub fn named(mut self, prefix: &str) -> Self {
+        self.prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// The roles of the namespaces `build` makes, in creation order.
+    fn roles(&self) -> Vec<String> {
+        let mut roles = vec!["sw".to_string()];
+        roles.extend(self.gateway.then(|| "gw".to_string()));
+        roles.extend(self.external.then(|| "ext".to_string()));
+        roles.extend((1..=self.nodes).map(|i| format!("node{i}")));
+        roles.extend((1..=self.pods).map(|i| format!("pod{i}")));
+        roles
+    }
+
+    /// The names of the namespaces a world built with `prefix` has.
+    pub fn namespaces(&self, prefix: &str) -> Vec<String> {
+        self.roles().iter().map(|r| format!("{prefix}-{r}")).collect()
+    }
+
+    /// The address the seed's numbering gives host number `offset` (gateway 1,
+    /// external 9, nodes from 10).
+    pub fn host_ip(&self, offset: u32) -> IpNet {
         let ip = Ipv4Addr::from(u32::from(self.subnet.network()) + offset);
         IpNet::V4(Ipv4Net::new(ip, self.subnet.prefix_len()).expect("prefix from a valid net"))
     }
@@ -125,8 +151,10 @@ static WORLDS: AtomicUsize = AtomicUsize::new(0);
 
 impl World {
     pub fn build(spec: WorldSpec) -> Result<World> {
-        let n = WORLDS.fetch_add(1, Ordering::Relaxed);
-        let prefix = format!("ul-{}-{}-{n}", spec.tag, std::process::id());
+        let prefix = spec.prefix.clone().unwrap_or_else(|| {
+            let n = WORLDS.fetch_add(1, Ordering::Relaxed);
+            format!("ul-{}-{}-{n}", spec.tag, std::process::id())
+        });
         let mut made = Vec::new();
         let switch = create(&prefix, "sw", &mut made);
         // From here on, a failure drops what was made so far.
@@ -149,6 +177,110 @@ impl World {
         };
         world.populate().with_context(|| format!("build test world {}", world.prefix))?;
         Ok(world)
+    }
+
+    /// Opens a world another process built with a fixed prefix (`WorldSpec::named`).
+    /// It owns nothing it did not make itself: dropping it removes only namespaces
+    /// added through it (`plug_node`, `add_pod`).
+    pub fn open(spec: WorldSpec) -> Result<World> {
+        let prefix = spec.prefix.clone().ok_or_else(|| Error::new("open a test world", "it has no fixed prefix"))?;
+        let open =
+            |role: &str| Netns::open(std::path::Path::new(crate::netns::NETNS_DIR).join(format!("{prefix}-{role}")));
+        let host = |role: &str, ifname: &str| -> Result<Host> {
+            let netns = open(role)?;
+            let mut nl = netns.netlink()?;
+            let link = nl.link(ifname)?;
+            let ip = nl
+                .addresses(Some(link.index))?
+                .into_iter()
+                .map(|a| a.net)
+                .find(|n| n.addr().is_ipv4())
+                .ok_or_else(|| Error::new(format!("read the address of {role}"), "none"))?;
+            let mac = link.mac.ok_or_else(|| Error::new(format!("read MAC of {role}"), "none reported"))?;
+            Ok(Host { netns, ifname: ifname.to_string(), ip, mac, port: format!("p-{role}") })
+        };
+        let world = World {
+            switch: open("sw")?,
+            gateway: if spec.gateway { Some(host("gw", HOST_IF)?) } else { None },
+            external: if spec.external { Some(host("ext", HOST_IF)?) } else { None },
+            nodes: (1..=spec.nodes).map(|i| host(&format!("node{i}"), NODE_IF)).collect::<Result<_>>()?,
+            pods: (1..=spec.pods).map(|i| open(&format!("pod{i}"))).collect::<Result<_>>()?,
+            spec,
+            prefix,
+            made: vec![],
+            root_links: vec![],
+        };
+        Ok(world)
+    }
+
+    /// Leaves everything in place for another process (`open`, then `remove_all`).
+    pub fn keep(mut self) {
+        self.made.clear();
+        self.root_links.clear();
+    }
+
+    /// Removes the namespaces a world built with `spec` and `prefix` has, and any of
+    /// `extra` (names), where they exist. Nothing else is touched.
+    pub fn remove_all(spec: &WorldSpec, prefix: &str, extra: &[String]) {
+        let mut names = spec.namespaces(prefix);
+        names.extend(extra.iter().cloned());
+        names.retain(|n| Netns::exists(n));
+        cleanup(&names);
+    }
+
+    /// Plugs one more node (`<prefix>-<role>`, interface `enp0s3`, address `ip`, default
+    /// route via the gateway) into the switch. Dropping the world removes it.
+    pub fn plug_node(&mut self, role: &str, ip: IpNet) -> Result<&Host> {
+        let br = self.switch.netlink()?.link(BRIDGE)?.index;
+        let node = self.plug(role, NODE_IF, ip, br)?;
+        let mut nl = node.netns.netlink()?;
+        let link = nl.link(NODE_IF)?;
+        nl.add_route(&Route::new("0.0.0.0/0".parse().expect("valid"), Some(self.spec.gateway_ip()), Some(link.index)))?;
+        self.nodes.push(node);
+        if self.drops_unknown_macs() {
+            let node = self.nodes.last().expect("just pushed");
+            self.nft(&format!(
+                "add set bridge underlay_port_security allow_{0} {{ type ether_addr; elements = {{ {1} }}; }}\n\
+                 add rule bridge underlay_port_security forward iifname \"{2}\" ether saddr != @allow_{0} drop\n",
+                set_name(&node.port),
+                node.mac,
+                node.port
+            ))?;
+        }
+        Ok(self.nodes.last().expect("just pushed"))
+    }
+
+    /// One more empty namespace `<prefix>-<role>` with loopback up. Dropping the world
+    /// removes it.
+    pub fn add_pod(&mut self, role: &str) -> Result<Netns> {
+        let ns = create(&self.prefix, role, &mut self.made)?;
+        set_up_lo(&ns)?;
+        Ok(ns)
+    }
+
+    /// Removes a namespace this world made (a node's switch port goes with it).
+    pub fn remove(&mut self, name: &str) -> Result<()> {
+        self.nodes.retain(|n| n.name() != name);
+        self.made.retain(|n| n != name);
+        Netns::delete(name)
+    }
+
+    /// Whether the switch drops frames from MACs not plugged into their port.
+    pub fn drops_unknown_macs(&self) -> bool {
+        self.switch
+            .command("nft")
+            .args(["list", "table", "bridge", "underlay_port_security"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// Turns the switch's port security on (only the plugged-in MACs may send) or off.
+    pub fn set_drop_unknown_macs(&self, on: bool) -> Result<()> {
+        // Declaring the table first makes the delete succeed whether or not it exists.
+        self.nft("table bridge underlay_port_security {}\ndelete table bridge underlay_port_security\n")?;
+        if on { self.install_port_security() } else { Ok(()) }
     }
 
     fn populate(&mut self) -> Result<()> {

@@ -1,0 +1,331 @@
+//! `lab bench`: TCP throughput and round-trip latency over macvlan paths, beside the
+//! path Docker's default network takes (veth + bridge + NAT, built for the run on
+//! node1) and the nodes' own interfaces. A table at the end, a chart in a file.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use underlay_linux::Netns;
+use underlay_linux::addr::AddressOptions;
+use underlay_linux::route::Route;
+use underlay_linux::world::World;
+
+use super::record::Lab;
+use super::{chart, interrupt, serve};
+use crate::model::Proc;
+use crate::output::{Format, print_json};
+
+#[derive(Args)]
+pub struct BenchOptions {
+    /// Seconds of streaming per path.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// One-byte round trips per path.
+    #[arg(long, default_value_t = 2000)]
+    rounds: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A node's own interface: the floor everything else adds to.
+    Host,
+    Macvlan,
+    /// veth + Linux bridge (+ NAT to the LAN): Docker's default network.
+    BridgeNat,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Host => "node's own",
+            Kind::Macvlan => "macvlan",
+            Kind::BridgeNat => "bridge + NAT",
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Measured {
+    pub group: &'static str,
+    pub kind: Kind,
+    pub path: String,
+    pub gbit_per_s: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+}
+
+struct Leg<'a> {
+    group: &'static str,
+    kind: Kind,
+    name: String,
+    from: &'a Netns,
+    to: IpAddr,
+}
+
+pub fn run(lab: &mut Lab, opts: &BenchOptions, format: Format, out: &Path) -> Result<()> {
+    let mut world = lab.world()?;
+    let nat = Nat::build(lab, &mut world);
+    let result = nat.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|nat| measure(lab, &world, nat, opts));
+    // The bridge + NAT path goes whatever happened.
+    Nat::remove(&world, nat.ok().and_then(|n| n.server));
+    let rows = result?;
+    if format == Format::Json {
+        print_json(&rows);
+    } else {
+        print_table(&rows);
+        let memory = peak_memory(lab);
+        println!("{memory}");
+    }
+    let file = out.join("underlay-lab-bench.svg");
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    std::fs::write(&file, chart::svg(&rows)).with_context(|| format!("write {}", file.display()))?;
+    eprintln!("chart: {}", file.display());
+    Ok(())
+}
+
+fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<Vec<Measured>> {
+    let r = &lab.record;
+    let pod = |node: usize, k: usize| r.pods_of(node).nth(k);
+    let pod_ns = |role: &str| -> &Netns {
+        let i: usize = role.trim_start_matches("pod").parse().unwrap_or(1);
+        &world.pods[i - 1]
+    };
+    let (n1, n2, ext) = (&world.nodes[0], &world.nodes[1], world.external());
+    let p1 = pod(0, 0).context("node1 has no pod")?;
+    let p3 = pod(1, 0).context("node2 has no pod")?;
+    let mut paths = vec![
+        Leg {
+            group: "to the LAN",
+            kind: Kind::Host,
+            name: "node1 → external".into(),
+            from: &n1.netns,
+            to: ext.ip.addr(),
+        },
+        Leg {
+            group: "to the LAN",
+            kind: Kind::Macvlan,
+            name: format!("{} → external", p1.role),
+            from: pod_ns(&p1.role),
+            to: ext.ip.addr(),
+        },
+        Leg {
+            group: "to the LAN",
+            kind: Kind::BridgeNat,
+            name: "b1 → external (NAT)".into(),
+            from: &nat.b1,
+            to: ext.ip.addr(),
+        },
+    ];
+    if let Some(p2) = pod(0, 1) {
+        paths.push(Leg {
+            group: "pod to pod, one node",
+            kind: Kind::Macvlan,
+            name: format!("{} → {}", p1.role, p2.role),
+            from: pod_ns(&p1.role),
+            to: p2.ip,
+        });
+    }
+    paths.push(Leg {
+        group: "pod to pod, one node",
+        kind: Kind::BridgeNat,
+        name: "b1 → b2".into(),
+        from: &nat.b1,
+        to: nat.b2_ip,
+    });
+    paths.push(Leg {
+        group: "across the switch",
+        kind: Kind::Host,
+        name: "node1 → node2".into(),
+        from: &n1.netns,
+        to: n2.ip.addr(),
+    });
+    paths.push(Leg {
+        group: "across the switch",
+        kind: Kind::Macvlan,
+        name: format!("{} → {}", p1.role, p3.role),
+        from: pod_ns(&p1.role),
+        to: p3.ip,
+    });
+
+    let bar = ProgressBar::new(paths.len() as u64 * 2);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut rows = Vec::new();
+    for p in &paths {
+        interrupt::check()?;
+        bar.set_message(format!("{}: throughput", p.name));
+        let bps = serve::throughput(p.from, p.to, opts.seconds)?;
+        bar.inc(1);
+        interrupt::check()?;
+        bar.set_message(format!("{}: latency", p.name));
+        let rtts = serve::round_trips(p.from, p.to, opts.rounds)?;
+        bar.inc(1);
+        let pct = |q: f64| rtts[((rtts.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        rows.push(Measured {
+            group: p.group,
+            kind: p.kind,
+            path: p.name.clone(),
+            gbit_per_s: bps / 1e9,
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+        });
+    }
+    bar.finish_and_clear();
+    Ok(rows)
+}
+
+fn print_table(rows: &[Measured]) {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_header([
+        "group",
+        "path",
+        "kind",
+        "Gbit/s",
+        "RTT p50 µs",
+        "RTT p99 µs",
+        "vs bridge + NAT",
+        "vs node's own",
+    ]);
+    let ratio = |r: &Measured, kind: Kind| -> String {
+        match rows.iter().find(|o| o.group == r.group && o.kind == kind) {
+            Some(o) if o.kind != r.kind => {
+                format!("{:.2}x thr, {:.2}x RTT", r.gbit_per_s / o.gbit_per_s, r.p50_us / o.p50_us)
+            }
+            _ => "-".into(),
+        }
+    };
+    for r in rows {
+        t.add_row([
+            r.group.to_string(),
+            r.path.clone(),
+            r.kind.label().to_string(),
+            format!("{:.2}", r.gbit_per_s),
+            format!("{:.1}", r.p50_us),
+            format!("{:.1}", r.p99_us),
+            ratio(r, Kind::BridgeNat),
+            ratio(r, Kind::Host),
+        ]);
+    }
+    println!("{t}");
+}
+
+/// Peak resident memory of this process and of the lab's servers (each end of every
+/// path), from the kernel's high-water marks.
+fn peak_memory(lab: &Lab) -> String {
+    let mine = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)
+        .map(|u| u.max_rss() as f64 / 1024.0)
+        .unwrap_or(0.0);
+    let servers: Vec<f64> =
+        lab.record.processes.iter().filter_map(|p| vm_hwm_kib(p.pid)).map(|k| k as f64 / 1024.0).collect();
+    let max = servers.iter().cloned().fold(0.0, f64::max);
+    format!(
+        "peak memory (max RSS): bench client {mine:.1} MB; lab servers up to {max:.1} MB each ({} servers)",
+        servers.len()
+    )
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// Docker's default path, on node1: bridge `docker0` 172.17.0.1/16, two namespaces on
+/// veths (`b1` 172.17.0.2, `b2` 172.17.0.3), forwarding on, and masquerade to the LAN.
+struct Nat {
+    b1: Netns,
+    b2_ip: IpAddr,
+    /// The server in b2.
+    server: Option<Proc>,
+}
+
+const NAT_TABLE: &str = "underlay_lab_nat";
+
+impl Nat {
+    fn build(lab: &mut Lab, world: &mut World) -> Result<Nat> {
+        Nat::remove(world, None);
+        let node = world.nodes[0].netns.path().to_path_buf();
+        let node = Netns::open(node)?;
+        let mut nl = node.netlink()?;
+        nl.create_bridge("docker0")?;
+        let br = nl.link("docker0")?.index;
+        nl.add_address(br, "172.17.0.1/16".parse()?, AddressOptions::default())?;
+        nl.set_up(br, true)?;
+        let mut made = Vec::new();
+        for (i, role) in ["b1", "b2"].iter().enumerate() {
+            let ns = world.add_pod(role)?;
+            let host_end = format!("veth-{role}");
+            nl.create_veth(&host_end, "eth0", Some(ns.fd()))?;
+            let h = nl.link(&host_end)?.index;
+            nl.set_controller(h, Some(br))?;
+            nl.set_up(h, true)?;
+            let mut pnl = ns.netlink()?;
+            let eth0 = pnl.link("eth0")?.index;
+            pnl.add_address(eth0, format!("172.17.0.{}/16", i + 2).parse()?, AddressOptions::default())?;
+            pnl.set_up(eth0, true)?;
+            pnl.add_route(&Route::new("0.0.0.0/0".parse()?, Some("172.17.0.1".parse()?), Some(eth0)))?;
+            made.push(ns);
+        }
+        node.set_sysctl("net/ipv4/ip_forward", "1")?;
+        let rules = format!(
+            "table ip {NAT_TABLE} {{\n  chain post {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr 172.17.0.0/16 oifname \"enp0s3\" masquerade\n  }}\n}}\n"
+        );
+        nft(&node, &rules)?;
+        let b2 = made.pop().expect("two made");
+        let b1 = made.pop().expect("two made");
+        let exe = std::env::current_exe()?;
+        let child = {
+            use std::os::unix::process::CommandExt;
+            b2.command(exe)
+                .args(["__lab-serve", "9090"])
+                .process_group(0)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()?
+        };
+        let server = lab.adopt(child.id())?;
+        serve::wait_listening(&b2, serve::SINK_PORT)?;
+        Ok(Nat { b1, b2_ip: "172.17.0.3".parse()?, server: Some(server) })
+    }
+
+    /// Removes the path: namespaces (their veths go with them), bridge, NAT, forwarding.
+    fn remove(world: &World, server: Option<Proc>) {
+        if let Some(p) = server {
+            p.kill();
+        }
+        for role in ["b1", "b2"] {
+            let _ = Netns::delete(&format!("{}-{role}", world.prefix));
+        }
+        let node = &world.nodes[0].netns;
+        if let Ok(mut nl) = node.netlink() {
+            let _ = nl.delete_link_by_name("docker0");
+        }
+        let _ = nft(node, &format!("table ip {NAT_TABLE} {{}}\ndelete table ip {NAT_TABLE}\n"));
+        let _ = node.set_sysctl("net/ipv4/ip_forward", "0");
+    }
+}
+
+fn nft(ns: &Netns, script: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = ns
+        .command("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("run nft (install the nftables package)")?;
+    child.stdin.take().context("nft stdin")?.write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    anyhow::ensure!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr).trim());
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! `lab check`: each testable claim of the seed, run in the lab, as a table row — the
+//! seed's section, the claim, what should happen, what did, and the verdict. Where the
+//! seed is wrong or incomplete, the row's note says so.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+use underlay::MacAddr;
+use underlay_linux::Netns;
+use underlay_linux::world::{Host, World};
+
+use super::record::{Lab, Pod};
+use super::{attach, build, interrupt, isolation, modes};
+use crate::output::{Format, print_json};
+
+/// Long enough for a LAN in namespaces to answer; what has not answered by then is
+/// not going to.
+pub const ANSWER: Duration = Duration::from_secs(2);
+pub const SILENCE: Duration = Duration::from_millis(800);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Skipped,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub section: &'static str,
+    pub claim: &'static str,
+    pub expected: String,
+    pub observed: String,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What a claim's run found.
+pub struct Outcome {
+    pub expected: String,
+    pub observed: String,
+    /// None: skipped (the observation says why).
+    pub ok: Option<bool>,
+    pub note: Option<String>,
+}
+
+impl Outcome {
+    pub fn new(expected: impl Into<String>, observed: impl Into<String>, ok: bool) -> Outcome {
+        Outcome { expected: expected.into(), observed: observed.into(), ok: Some(ok), note: None }
+    }
+
+    pub fn skipped(expected: impl Into<String>, why: impl Into<String>) -> Outcome {
+        Outcome { expected: expected.into(), observed: format!("skipped: {}", why.into()), ok: None, note: None }
+    }
+
+    /// Where the seed is wrong or incomplete.
+    pub fn note(mut self, note: impl Into<String>) -> Outcome {
+        self.note = Some(note.into());
+        self
+    }
+}
+
+pub type Claim = (&'static str, &'static str, fn(&mut Ctx) -> Result<Outcome>);
+
+/// What the claims work with: the lab's world (scratch namespaces added to it go when
+/// it is dropped) and container1.
+pub struct Ctx<'l> {
+    pub lab: &'l Lab,
+    pub world: World,
+    pub container: Netns,
+    pub container_ip: IpAddr,
+    pub container_mac: MacAddr,
+}
+
+impl Ctx<'_> {
+    pub fn node(&self, i: usize) -> &Host {
+        &self.world.nodes[i]
+    }
+
+    pub fn ext(&self) -> &Host {
+        self.world.external()
+    }
+
+    pub fn pods_of(&self, node: usize) -> Vec<&Pod> {
+        self.lab.record.pods_of(node).collect()
+    }
+
+    pub fn pod_ns(&self, pod: &Pod) -> &Netns {
+        let i: usize = pod.role.trim_start_matches("pod").parse().unwrap_or(1);
+        &self.world.pods[i - 1]
+    }
+
+    /// `underlay ARGS` on node1, with the lab's state.
+    pub fn cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        build::cli(self.lab, &self.node(0).netns, 0, args)
+    }
+
+    /// Every endpoint on the LAN: (name, node index, address, MAC).
+    pub fn endpoints(&self) -> Vec<(String, usize, IpAddr, MacAddr)> {
+        let mut all = vec![(build::CONTAINER.to_string(), 0, self.container_ip, self.container_mac)];
+        all.extend(self.lab.record.pods_made.iter().map(|p| (p.role.clone(), p.node, p.ip, p.mac)));
+        all
+    }
+}
+
+/// Every claim, in the seed's order.
+fn claims() -> Vec<Claim> {
+    let mut all = Vec::new();
+    all.extend(attach::CLAIMS);
+    all.extend(isolation::CLAIMS);
+    all.extend(modes::CLAIMS);
+    all
+}
+
+pub fn run(lab: &Lab) -> Result<Vec<Row>> {
+    let t = Instant::now();
+    let world = lab.world()?;
+    let (container, container_ip, container_mac) = build::container(lab, &world)?;
+    let mut ctx = Ctx { lab, world, container, container_ip, container_mac };
+    let mut rows = Vec::new();
+    eprintln!("Checking the seed's claims in lab \"{}\":", lab.record.name);
+    for (section, claim, f) in claims() {
+        interrupt::check()?;
+        let outcome = f(&mut ctx).unwrap_or_else(|e| Outcome::new("", format!("error: {e:#}"), false));
+        let verdict = match outcome.ok {
+            Some(true) => Verdict::Pass,
+            Some(false) => Verdict::Fail,
+            None => Verdict::Skipped,
+        };
+        eprintln!("  {:>5.1}s  {} {claim}", t.elapsed().as_secs_f64(), mark(verdict));
+        rows.push(Row {
+            section,
+            claim,
+            expected: outcome.expected,
+            observed: outcome.observed,
+            verdict,
+            note: outcome.note,
+        });
+    }
+    Ok(rows)
+}
+
+fn mark(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "✓",
+        Verdict::Fail => "✗",
+        Verdict::Skipped => "–",
+    }
+}
+
+pub fn passed(rows: &[Row]) -> bool {
+    rows.iter().all(|r| r.verdict != Verdict::Fail)
+}
+
+pub fn print(rows: &[Row], format: Format) {
+    if format == Format::Json {
+        return print_json(rows);
+    }
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(terminal_width())
+        .set_header(["seed §", "claim", "expected", "observed", ""]);
+    let mut notes = Vec::new();
+    for r in rows {
+        let mut claim = r.claim.to_string();
+        if let Some(n) = &r.note {
+            notes.push(n.clone());
+            claim += &format!(" [{}]", notes.len());
+        }
+        t.add_row([r.section.to_string(), claim, r.expected.clone(), r.observed.clone(), mark(r.verdict).to_string()]);
+    }
+    println!("{t}");
+    for (i, n) in notes.iter().enumerate() {
+        println!("[{}] {n}", i + 1);
+    }
+    let count = |v| rows.iter().filter(|r| r.verdict == v).count();
+    println!(
+        "{} claims: {} ✓, {} ✗, {} skipped",
+        rows.len(),
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Skipped)
+    );
+}
+
+fn terminal_width() -> u16 {
+    let mut ws = nix::libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ fills the winsize it is given; a failure leaves it zeroed.
+    let ok = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) } == 0;
+    if ok && ws.ws_col > 40 { ws.ws_col } else { 160 }
+}

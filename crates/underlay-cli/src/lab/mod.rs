@@ -1,0 +1,122 @@
+//! `underlay lab`: the seed's LAN built in network namespaces, with pods attached by
+//! our CNI plugins (the seed's own JSON) and the seed's Docker example run by this
+//! command; every testable claim of the seed checked on the real kernel, and the paths
+//! measured against a bridge + NAT one. Nothing leaves the lab's namespaces.
+
+mod attach;
+mod bench;
+mod build;
+mod chart;
+mod check;
+mod interrupt;
+mod isolation;
+mod modes;
+mod record;
+pub mod serve;
+mod topology;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+
+use crate::output::Format;
+pub use interrupt::Interrupted;
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    command: Option<LabCommand>,
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    build: BuildOptions,
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Build the lab and leave it up.
+    Up(BuildOptions),
+    /// Check the seed's claims in the lab that is up (exit 1 if one fails).
+    Check,
+    /// Measure macvlan paths against a bridge + NAT path and the node's own.
+    Bench(bench::BenchOptions),
+    /// Remove everything the lab made.
+    Down,
+}
+
+#[derive(Args, Clone)]
+pub struct Common {
+    /// The lab's name: its namespaces are ul-<name>-*, its files <run-dir>/lab/<name>.
+    #[arg(long, global = true, default_value = "lab", value_parser = lab_name)]
+    name: String,
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Where the pictures go (topology, benchmark chart).
+    #[arg(long, global = true, default_value = ".")]
+    out: PathBuf,
+}
+
+#[derive(Args, Clone, Copy)]
+pub struct BuildOptions {
+    /// Nodes on the LAN (the seed has 2).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(2..=8))]
+    nodes: u8,
+    /// Pods per node, attached with the seed's CNI config.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pods: u8,
+    /// The switch reflects frames back out of the port they came in on.
+    #[arg(long)]
+    hairpin: bool,
+    /// The switch drops frames from MACs not plugged into the port (like clouds).
+    #[arg(long)]
+    drop_unknown_macs: bool,
+}
+
+fn lab_name(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if ok { Ok(s.to_string()) } else { Err(format!("\"{s}\": 1-12 lowercase letters or digits")) }
+}
+
+pub fn run(run_dir: &Path, args: LabArgs) -> Result<bool> {
+    interrupt::catch();
+    let c = &args.common;
+    match args.command {
+        None => {
+            let lab = build::up(run_dir, &c.name, args.build, &c.out)?;
+            let rows = check::run(&lab);
+            build::down(run_dir, &c.name, Some(lab))?;
+            let rows = rows?;
+            check::print(&rows, c.format);
+            Ok(check::passed(&rows))
+        }
+        Some(LabCommand::Up(opts)) => {
+            build::up(run_dir, &c.name, opts, &c.out)?;
+            Ok(true)
+        }
+        Some(LabCommand::Check) => {
+            let lab = record::Lab::load(run_dir, &c.name, record::lock(run_dir, &c.name)?)?;
+            let rows = check::run(&lab)?;
+            check::print(&rows, c.format);
+            Ok(check::passed(&rows))
+        }
+        Some(LabCommand::Bench(opts)) => {
+            let mut lab = record::Lab::load(run_dir, &c.name, record::lock(run_dir, &c.name)?)?;
+            bench::run(&mut lab, &opts, c.format, &c.out)?;
+            Ok(true)
+        }
+        Some(LabCommand::Down) => {
+            build::down(run_dir, &c.name, None)?;
+            Ok(true)
+        }
+    }
+}
+
+/// `underlay __lab-serve PORT...`: a lab host's server.
+pub fn serve(ports: &[u16]) -> Result<()> {
+    if ports.is_empty() {
+        bail!("no port to serve");
+    }
+    serve::serve(ports)
+}

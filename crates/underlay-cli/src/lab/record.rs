@@ -1,0 +1,168 @@
+//! What a lab is made of, written before anything is made, so `down` can remove it all
+//! after any crash: its namespaces (by name), its processes (by PID and start time),
+//! and the files under `<run-dir>/lab/<name>/`.
+
+use std::fs::{File, OpenOptions};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use underlay::MacAddr;
+use underlay_linux::world::{World, WorldSpec};
+
+use crate::model::Proc;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub name: String,
+    /// Every namespace name starts with it: `<prefix>-<role>`.
+    pub prefix: String,
+    pub nodes: usize,
+    /// Pods per node.
+    pub pods: usize,
+    pub hairpin: bool,
+    pub drop_unknown_macs: bool,
+    /// The lab's servers, and any the checks and benchmarks start.
+    pub processes: Vec<Proc>,
+    /// Pods attached with the CNI plugins.
+    pub pods_made: Vec<Pod>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pod {
+    /// Its namespace's role (`pod1`, ...) and the CNI container ID.
+    pub role: String,
+    /// 0-based index of its node.
+    pub node: usize,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+}
+
+/// Names of namespaces that checks and benchmarks may add for a while.
+pub const SCRATCH: [&str; 6] = ["mnode", "m1", "m2", "m3", "b1", "b2"];
+
+impl Record {
+    pub fn spec(&self) -> WorldSpec {
+        WorldSpec::seed("lab")
+            .nodes(self.nodes)
+            .pods(self.nodes * self.pods)
+            .hairpin(self.hairpin)
+            .drop_unknown_macs(self.drop_unknown_macs)
+            .named(&self.prefix)
+    }
+
+    pub fn scratch(&self) -> Vec<String> {
+        SCRATCH.iter().map(|r| format!("{}-{r}", self.prefix)).collect()
+    }
+
+    /// Every namespace this lab may have.
+    pub fn namespaces(&self) -> Vec<String> {
+        let mut all = self.spec().namespaces(&self.prefix);
+        all.extend(self.scratch());
+        all
+    }
+
+    /// The pods of node `i` (0-based).
+    pub fn pods_of(&self, node: usize) -> impl Iterator<Item = &Pod> {
+        self.pods_made.iter().filter(move |p| p.node == node)
+    }
+}
+
+/// A lab's files, held under its lock.
+pub struct Lab {
+    pub dir: PathBuf,
+    pub record: Record,
+    _lock: File,
+}
+
+/// `<run-dir>/lab/<name>`.
+pub fn dir(run_dir: &Path, name: &str) -> PathBuf {
+    run_dir.join("lab").join(name)
+}
+
+/// Takes the lab's lock (one lab command at a time per lab), waiting for it.
+pub fn lock(run_dir: &Path, name: &str) -> Result<File> {
+    let parent = run_dir.join("lab");
+    std::fs::create_dir_all(&parent).with_context(|| format!("create {}", parent.display()))?;
+    let path = parent.join(format!("{name}.lock"));
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
+    f.lock().with_context(|| format!("lock {}", path.display()))?;
+    Ok(f)
+}
+
+impl Lab {
+    /// The lab that is up, or a clear error if none is.
+    pub fn load(run_dir: &Path, name: &str, lock: File) -> Result<Lab> {
+        match Lab::find(run_dir, name, lock)? {
+            Ok(lab) => Ok(lab),
+            Err(_) => bail!("no lab \"{name}\" is up: start one with `underlay lab up`"),
+        }
+    }
+
+    /// The lab if one is up; else the lock back.
+    pub fn find(run_dir: &Path, name: &str, lock: File) -> Result<Result<Lab, File>> {
+        let dir = dir(run_dir, name);
+        let path = dir.join("lab.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let record = serde_json::from_slice(&bytes).with_context(|| format!("read {}", path.display()))?;
+                Ok(Ok(Lab { dir, record, _lock: lock }))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Err(lock)),
+            Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+        }
+    }
+
+    /// A new lab's record, written before anything is made.
+    pub fn create(run_dir: &Path, record: Record, lock: File) -> Result<Lab> {
+        let lab = Lab { dir: dir(run_dir, &record.name), record, _lock: lock };
+        std::fs::create_dir_all(&lab.dir).with_context(|| format!("create {}", lab.dir.display()))?;
+        lab.save()?;
+        Ok(lab)
+    }
+
+    /// Written beside and renamed: a kill never leaves half a record.
+    pub fn save(&self) -> Result<()> {
+        let path = self.dir.join("lab.json");
+        let tmp = self.dir.join("lab.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.record).expect("serializes"))
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("write {}", path.display()))
+    }
+
+    /// Adds a process to the record at once, so `down` ends it whatever happens next.
+    pub fn adopt(&mut self, pid: u32) -> Result<Proc> {
+        let p = Proc::of(pid).with_context(|| format!("the lab's process {pid} ended at once"))?;
+        self.record.processes.push(p);
+        self.save()?;
+        Ok(p)
+    }
+
+    /// The lab's world, opened from its namespaces.
+    pub fn world(&self) -> Result<World> {
+        World::open(self.record.spec())
+            .with_context(|| format!("open lab \"{}\" (run `underlay lab down`, then `up`)", self.record.name))
+    }
+
+    /// The `underlay` state of node `i` (the Docker example runs there).
+    pub fn cli_dirs(&self, node: usize) -> (PathBuf, PathBuf) {
+        let d = self.dir.join(format!("node{}", node + 1));
+        (d.join("state"), d.join("run"))
+    }
+
+    /// host-local's store for the CNI pods of node `i`.
+    pub fn cni_dir(&self, node: usize) -> PathBuf {
+        self.dir.join("cni").join(format!("node{}", node + 1))
+    }
+
+    /// Removes the files (the record last).
+    pub fn remove_files(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
+    }
+}
