@@ -36,14 +36,9 @@ fn is_executable(p: &Path) -> bool {
 pub fn exec(plugin: &str, command: Command, env: &Env, stdin: &[u8]) -> Result<Vec<u8>, CniError> {
     let bin = find(plugin, &env.path)?;
     let stdin = if command == Command::Gc { with_both_attachment_keys(stdin)? } else { stdin.to_vec() };
-    let mut child = Process::new(&bin)
-        .env_clear()
-        .envs(env.vars_for(command))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| CniError::io(format!("start plugin {}: {e}", bin.display())))?;
+    let mut child =
+        spawn(Process::new(&bin).env_clear().envs(env.vars_for(command)).stdin(Stdio::piped()).stdout(Stdio::piped()))
+            .map_err(|e| CniError::io(format!("start plugin {}: {e}", bin.display())))?;
     // A plugin that exits without reading stdin closes the pipe; its exit status says
     // what went wrong, so a write error here is not the interesting one.
     let _ = child.stdin.take().expect("stdin is piped").write_all(&stdin);
@@ -63,6 +58,22 @@ pub fn exec(plugin: &str, command: Command, env: &Env, stdin: &[u8]) -> Result<V
             ),
         ),
     })
+}
+
+/// Starts `p`, retrying briefly while the binary is "busy": a plugin just written
+/// (an upgrade) can still be open for writing in a child another thread forked before
+/// its exec closed the descriptor.
+fn spawn(p: &mut Process) -> std::io::Result<std::process::Child> {
+    let mut tries = 0;
+    loop {
+        match p.stderr(Stdio::inherit()).spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 * tries));
+            }
+            r => return r,
+        }
+    }
 }
 
 /// Delegated ADD: the plugin's result, read in whatever version it answered.
