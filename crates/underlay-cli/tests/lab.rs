@@ -134,7 +134,9 @@ fn up_check_bench_down() {
     let again = lab.run(&["up"]);
     assert_eq!(again.status.code(), Some(4), "{}", String::from_utf8_lossy(&again.stderr));
     ok(&lab.run(&["check", "--format", "json"]));
-    let bench = ok(&lab.run(&["bench", "--seconds", "0.2", "--rounds", "50", "--format", "json"])).stdout.clone();
+    let bench = ok(&lab.run(&["bench", "--seconds", "0.2", "--rounds", "50", "--passes", "1", "--format", "json"]))
+        .stdout
+        .clone();
     let rows: Vec<Value> = serde_json::from_slice(&bench).unwrap();
     let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
     for kind in ["macvlan", "bridge-nat", "host"] {

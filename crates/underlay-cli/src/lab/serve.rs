@@ -148,7 +148,7 @@ pub fn throughput(from: &Netns, ip: IpAddr, secs: f64) -> Result<f64> {
     .with_context(|| format!("stream to {ip}:{SINK_PORT}"))
 }
 
-/// `rounds` one-byte round trips to an echo server: each one's time, sorted.
+/// `rounds` one-byte round trips to an echo server: each one's time.
 pub fn round_trips(from: &Netns, ip: IpAddr, rounds: usize) -> Result<Vec<Duration>> {
     from.run(move || -> std::io::Result<Vec<Duration>> {
         let mut s = TcpStream::connect_timeout(&SocketAddr::new(ip, ECHO_PORT), Duration::from_secs(2))?;
@@ -162,7 +162,6 @@ pub fn round_trips(from: &Netns, ip: IpAddr, rounds: usize) -> Result<Vec<Durati
             s.read_exact(&mut b)?;
             times.push(t.elapsed());
         }
-        times.sort();
         Ok(times)
     })?
     .with_context(|| format!("round trips to {ip}:{ECHO_PORT}"))
