@@ -134,7 +134,7 @@ fn ssh_accident(c: &mut Ctx) -> Result<Outcome> {
         ),
         before && cut && back,
     )
-    .note("Reproduced, but the seed's 'route conflict or ARP confusion' needs two things: macvlan0's subnet route winning (it does once enp0s3's is re-added after it, as a DHCP renewal or link flap does) and a LAN that drops frames from MACs it does not know (VirtualBox, where the name enp0s3 comes from, does by default). The node's replies then leave through macvlan0 and are dropped."))
+    .note("Reproduced one way the seed's 'route conflict or ARP confusion' can happen: macvlan0's subnet route wins (it does once enp0s3's is re-added after it, as a DHCP renewal or link flap does) on a LAN that drops frames from MACs it does not know (VirtualBox, where the name enp0s3 comes from, does by default), so the node's replies leave through macvlan0 and are dropped. Strict reverse-path filtering (rp_filter=1) is another way: it drops what reaches the node on the interface it would not reply through."))
 }
 
 fn refused(c: &mut Ctx) -> Result<Outcome> {
