@@ -37,12 +37,22 @@ pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
         }
         ranges.push(json!([r]));
     }
+    let ipam = match &net.ipam {
+        None => json!({"type": "host-local", "dataDir": dirs.ipam(), "ranges": ranges, "routes": routes}),
+        Some(c) => {
+            let mut ipam = json!({"type": "underlay-ipam", "ranges": ranges, "routes": routes, "etcd": c.etcd});
+            if let Some(node) = &c.node {
+                ipam["node"] = json!(node);
+            }
+            ipam
+        }
+    };
     let mut conf = json!({
         "cniVersion": Version::LATEST,
         "name": net.name,
         "type": net.driver.as_str(),
         "master": net.parent,
-        "ipam": {"type": "host-local", "dataDir": dirs.ipam(), "ranges": ranges, "routes": routes},
+        "ipam": ipam,
     });
     match net.driver {
         Driver::Macvlan => conf["mode"] = json!(net.mode),

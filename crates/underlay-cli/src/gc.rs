@@ -4,15 +4,13 @@
 
 use std::collections::HashSet;
 
-use underlay::cni::Attachment;
-use underlay::cni::{CniArgs, Version};
-use underlay::ipam::{HostLocalConf, host_local};
-
-use crate::endpoint::{IFNAME, cni_conf, detach};
+use crate::address_store::AddressStore;
+use crate::endpoint::{IFNAME, detach};
 use crate::failure::Result;
 use crate::model::{Endpoint, Phase};
 use crate::network::{aux_owner, drop_netns};
 use crate::state::{Dirs, State};
+use underlay::cni::Attachment;
 
 /// Whether nothing looks after this endpoint any more.
 fn stale(e: &Endpoint) -> bool {
@@ -45,8 +43,7 @@ pub fn gc(dirs: &Dirs) -> Result<()> {
         if state.host_access(&net.name)?.is_some() {
             valid.push(crate::host_access::owner(&net));
         }
-        let conf = HostLocalConf::parse(&cni_conf(&net, dirs), Version::LATEST, &CniArgs::default())?;
-        for ip in host_local::gc(&conf, &valid)? {
+        for ip in AddressStore::of(&net, dirs)?.gc(&valid)? {
             println!("released address {ip} on {}", net.name);
         }
     }

@@ -9,13 +9,12 @@ use std::time::Duration;
 use clap::Subcommand;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use underlay::cni::{Attachment, CniArgs, Version};
-use underlay::ipam::{HostLocalConf, host_local};
+use underlay::cni::Attachment;
 use underlay_linux::reach::reachable_here;
 use underlay_linux::shim::{self, Saved};
 use underlay_linux::{Error, Netlink};
 
-use crate::endpoint::cni_conf;
+use crate::address_store::AddressStore;
 use crate::failure::{Failure, Result};
 use crate::model::{Endpoint, Network, now};
 use crate::output::{Format, print_json, table};
@@ -79,12 +78,6 @@ pub fn owner(net: &Network) -> Attachment {
     Attachment { container_id: format!("host-access-{}", &net.id[..12]), ifname: "shim".into() }
 }
 
-fn ipam(dirs: &Dirs, net: &Network, requested: Vec<IpAddr>) -> Result<HostLocalConf> {
-    let mut conf = HostLocalConf::parse(&cni_conf(net, dirs), Version::LATEST, &CniArgs::default())?;
-    conf.requested = requested;
-    Ok(conf)
-}
-
 /// Where the host goes first: its default routes' next hops, and the network's gateways.
 fn gateways(nl: &mut Netlink, net: &Network) -> Result<Vec<IpAddr>> {
     let mut out: Vec<IpAddr> =
@@ -145,11 +138,11 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
         }
         None => vec![],
     };
-    let conf = ipam(dirs, &net, requested)?;
-    let got = host_local::add(&conf, &owner(&net))?;
+    let store = AddressStore::of(&net, dirs)?;
+    let got = store.add(&owner(&net), requested)?;
     let addresses: Vec<IpAddr> = got.ips.iter().map(|i| i.address.addr()).collect();
     let release = || {
-        let _ = host_local::del(&conf, &owner(&net));
+        let _ = store.del(&owner(&net));
     };
     let ranges: Vec<IpNet> = net.subnets.iter().filter_map(|s| s.ip_range).collect();
     let mut ha = HostAccess {
@@ -229,7 +222,7 @@ pub fn disable(dirs: &Dirs, name: &str) -> Result<()> {
         .ok_or_else(|| Failure::not_found(format!("host access to \"{name}\" is not enabled")))?;
     let errors = undo(&mut Netlink::new()?, &ha);
     if let Ok(net) = state.network(name) {
-        let _ = host_local::del(&ipam(dirs, &net, vec![])?, &owner(&net));
+        let _ = AddressStore::of(&net, dirs)?.del(&owner(&net));
     }
     state.remove_host_access(name)?;
     if let Some(e) = errors.into_iter().next() {

@@ -1,11 +1,13 @@
 //! `underlay`: macvlan (and ipvlan) networking for plain Linux hosts, with the flags
 //! Docker users know, and the lab that shows it on the real kernel.
 
+mod address_store;
 mod doctor;
 mod endpoint;
 mod failure;
 mod gc;
 mod host_access;
+mod ipam;
 mod lab;
 mod model;
 mod network;
@@ -95,6 +97,9 @@ enum Command {
     /// Let this host reach a network's endpoints, safely.
     #[command(subcommand)]
     HostAccess(host_access::HostAccessCommand),
+    /// The cluster-wide address store (underlay-ipam on etcd): list, release a dead node.
+    #[command(subcommand)]
+    Ipam(ipam::IpamCommand),
     /// Build the seed's LAN in network namespaces and check it (nothing leaves them).
     Lab(lab::LabArgs),
     /// (Internal) a lab host's server.
@@ -109,6 +114,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // This program is underlay: its host-local is this code, whatever is on CNI_PATH.
     underlay::ipam::delegate::host_local_in_process();
+    // And so is its cluster-wide IPAM.
+    underlay::ipam::delegate::link("underlay-ipam", &underlay_ipam::UnderlayIpam);
     let dirs = Dirs { state: cli.state_dir, run: cli.run_dir };
     let result = match cli.command {
         Command::Run(args) => return ExitCode::from(run::run(&dirs, args)),
@@ -130,6 +137,7 @@ fn main() -> ExitCode {
         Command::Inspect { names } => show::inspect(&dirs, &names),
         Command::Gc => gc::gc(&dirs),
         Command::HostAccess(cmd) => host_access::run(&dirs, cmd),
+        Command::Ipam(cmd) => ipam::run(&dirs, cmd),
         Command::Doctor(args) => match doctor::doctor(&dirs, args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(exit::FAILED),

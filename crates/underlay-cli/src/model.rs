@@ -51,7 +51,19 @@ pub struct Network {
     /// 0: the parent's.
     #[serde(default)]
     pub mtu: u32,
+    /// The cluster-wide store (`--ipam-driver underlay-ipam`); None: host-local here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<ClusterIpam>,
     pub created: u64,
+}
+
+/// Where a network's addresses are reserved when several hosts share its subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterIpam {
+    pub etcd: underlay_ipam::EtcdConf,
+    /// This host's name in the store (default: the hostname).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,15 +9,16 @@ use underlay::cni::Attachment;
 use underlay_linux::support::{Feature, has};
 use underlay_linux::{Netlink, Netns};
 
+use crate::address_store::AddressStore;
 use crate::failure::{Failure, Result};
-use crate::model::{Driver, Network, Subnet, Vlan, new_id, now};
+use crate::model::{ClusterIpam, Driver, Network, Subnet, Vlan, new_id, now};
 use crate::output::{Format, print_json, table};
 use crate::state::{Dirs, State};
 
 #[derive(Subcommand)]
 pub enum NetworkCommand {
     /// Create a network on a parent interface (Docker's `network create`).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List networks.
     #[command(alias = "list")]
     Ls {
@@ -73,13 +74,21 @@ pub struct CreateArgs {
     /// MTU of the endpoints (default: the parent's).
     #[arg(long)]
     mtu: Option<u32>,
+    /// Where addresses are reserved: host-local (this host's files, the default) or
+    /// underlay-ipam (etcd, shared by every host on the subnet).
+    #[arg(long = "ipam-driver", default_value = "host-local")]
+    ipam_driver: String,
+    /// underlay-ipam options: endpoints=URL[,URL], prefix=, node=, ca-file=,
+    /// cert-file=, key-file=, username=, password-file=, timeout-ms=.
+    #[arg(long = "ipam-opt")]
+    ipam_opts: Vec<String>,
     name: String,
 }
 
 pub fn run(dirs: &Dirs, cmd: NetworkCommand) -> Result<()> {
     match cmd {
         NetworkCommand::Create(args) => {
-            let n = create(dirs, args)?;
+            let n = create(dirs, *args)?;
             println!("{}", n.id);
             Ok(())
         }
@@ -204,6 +213,48 @@ fn opts(args: &CreateArgs, driver: Driver) -> Result<Opts> {
     Ok(Opts { parent, mode })
 }
 
+/// `--ipam-driver` and `--ipam-opt`.
+fn cluster_ipam(args: &CreateArgs) -> Result<Option<ClusterIpam>> {
+    match args.ipam_driver.as_str() {
+        "host-local" | "default" => {
+            if let Some(o) = args.ipam_opts.first() {
+                return Err(Failure::usage(format!("--ipam-opt \"{o}\": host-local takes no options")));
+            }
+            return Ok(None);
+        }
+        "underlay-ipam" => {}
+        other => {
+            return Err(Failure::usage(format!(
+                "unknown --ipam-driver \"{other}\"; expected host-local or underlay-ipam"
+            )));
+        }
+    }
+    let mut etcd = underlay_ipam::EtcdConf::default();
+    let mut node = None;
+    for o in &args.ipam_opts {
+        let (k, v) = o.split_once('=').ok_or_else(|| Failure::usage(format!("--ipam-opt \"{o}\" is not KEY=VALUE")))?;
+        let v = v.to_string();
+        match k {
+            "endpoints" => etcd.endpoints = v.split(',').map(str::to_string).collect(),
+            "prefix" => etcd.prefix = Some(v),
+            "node" => node = Some(v),
+            "ca-file" => etcd.ca_file = Some(v.into()),
+            "cert-file" => etcd.cert_file = Some(v.into()),
+            "key-file" => etcd.key_file = Some(v.into()),
+            "username" => etcd.username = Some(v),
+            "password-file" => etcd.password_file = Some(v.into()),
+            "timeout-ms" => {
+                etcd.timeout_ms = Some(
+                    v.parse().map_err(|_| Failure::usage(format!("--ipam-opt timeout-ms=\"{v}\" is not a number")))?,
+                )
+            }
+            _ => return Err(Failure::usage(format!("unknown --ipam-opt \"{k}\""))),
+        }
+    }
+    etcd.validate().map_err(|e| Failure::usage(format!("--ipam-opt: {}", e.msg)))?;
+    Ok(Some(ClusterIpam { etcd, node }))
+}
+
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
@@ -217,6 +268,7 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
     };
     let subnets = subnets(&args)?;
     let opts = opts(&args, driver)?;
+    let ipam = cluster_ipam(&args)?;
     let state = State::lock(dirs)?;
     let all = state.networks()?;
     if all.iter().any(|n| n.name == args.name) {
@@ -253,6 +305,7 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
         internal: args.internal,
         ipv6: args.ipv6,
         mtu: args.mtu.unwrap_or(0),
+        ipam,
         created: now(),
     };
     if let Err(e) = reserve_aux(dirs, &network) {
@@ -304,31 +357,40 @@ fn vlan_name(name: &str) -> Option<(String, u16)> {
     ((1..=4094).contains(&vid) && !base.is_empty()).then(|| (base.to_string(), vid))
 }
 
-/// The owner under which a network's aux addresses are held in its IPAM store.
+/// The owner under which a network's aux addresses are held in its IPAM store. In the
+/// cluster store every host's network of that name holds them as one owner.
 pub fn aux_owner(net: &Network, name: &str) -> Attachment {
-    Attachment { container_id: format!("aux-{}", &net.id[..12]), ifname: name.to_string() }
+    let id = if net.ipam.is_some() { net.name.as_str() } else { &net.id[..12] };
+    Attachment { container_id: format!("aux-{id}"), ifname: name.to_string() }
 }
 
 /// Creates the network's address store (now, so that no later command has to) and
 /// holds its aux addresses there.
 fn reserve_aux(dirs: &Dirs, net: &Network) -> Result<()> {
     let aux: Vec<(&String, &IpAddr)> = net.subnets.iter().flat_map(|s| s.aux_addresses.iter()).collect();
-    let boot = underlay::ipam::boot::Boot::current()?;
-    let mut store = underlay::ipam::disk::DiskStore::open(&dirs.ipam().join(&net.name), &boot, true)?;
+    let store = AddressStore::of(net, dirs)?;
+    if let AddressStore::Local(_) = store {
+        // Created now, so that no later command has to.
+        store.hold_nothing()?;
+    }
     for (name, ip) in aux {
         if !store.hold(*ip, &aux_owner(net, name))? {
             return Err(Failure::conflict(format!("--aux-address {name}={ip}: the address is already reserved")));
         }
     }
-    store.commit()?;
     Ok(())
+}
+
+fn aux_owners(net: &Network) -> Vec<Attachment> {
+    net.subnets.iter().flat_map(|s| s.aux_addresses.keys()).map(|n| aux_owner(net, n)).collect()
 }
 
 /// Drops what a network holds: its IPAM store, and its VLAN sub-interface if underlay
 /// made it and no other network uses it.
 fn release_network(dirs: &Dirs, nl: &mut Netlink, net: &Network, others: &[Network]) {
-    let _ = std::fs::remove_dir_all(dirs.ipam().join(&net.name));
-    let _ = std::fs::remove_dir_all(dirs.ipam().join(".underlay").join(&net.name));
+    if let Ok(store) = AddressStore::of(net, dirs) {
+        store.remove(&aux_owners(net));
+    }
     let shared = others.iter().any(|n| n.name != net.name && n.parent == net.parent);
     if net.vlan.as_ref().is_some_and(|v| v.created) && !shared {
         let _ = nl.delete_link_by_name(&net.parent);

@@ -13,13 +13,14 @@ use super::build::{HTTP_PORT, SEED_CNI, WEB_PORT};
 use super::check::{ANSWER, Claim, Ctx, Outcome};
 use super::serve::get;
 
-pub const CLAIMS: [Claim; 8] = [
+pub const CLAIMS: [Claim; 9] = [
     ("1.2", "the Docker example gives container1 192.168.1.100, bound to enp0s3", docker_example),
     ("1.2", "the Kubernetes JSON gives pods LAN addresses; they serve :9090", k8s_example),
     ("2.1", "no NAT: each side sees the other's own LAN address", no_nat),
     ("2.1", "the pod answers ARP with its own MAC", arp_own_mac),
     ("2.2", "every endpoint has its own MAC, and the switch learns it", own_macs),
     ("4.3", "IP management by hand invites conflicts", ipam_conflict),
+    ("4.3", "(underlay) one range for every node, no conflicts: underlay-ipam on etcd", cluster_ipam),
     ("4.4", "the parent must be put in promiscuous mode", promiscuous),
     ("4.4", "the MTU must be adjusted", mtu),
 ];
@@ -143,6 +144,45 @@ fn ipam_conflict(c: &mut Ctx) -> Result<Outcome> {
         ok,
     )
     .note("True: host-local only knows its own node. Give each node its own rangeStart/rangeEnd (as this lab does), or use a cluster-wide IPAM."))
+}
+
+/// The seed's JSON with `underlay-ipam` in host-local's place, from node1 and node2,
+/// against an etcd member on the external device (IPAM only: nothing reaches the LAN
+/// but the store's traffic).
+fn cluster_ipam(c: &mut Ctx) -> Result<Outcome> {
+    let expected = "node1 and node2, with the same range, get different addresses";
+    let installed =
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("etcd").is_file()));
+    if !installed {
+        return Ok(Outcome::skipped(expected, "etcd is not installed (apt-get install etcd-server)"));
+    }
+    let ext = c.ext();
+    let name = ext.name().to_string();
+    let launcher = Box::new(move |program: &str| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &name, program]);
+        cmd
+    });
+    let cluster = underlay_ipam::cluster::Cluster::start_with(1, ext.ip.addr(), &[2379, 2380], launcher, false)?;
+    for pid in cluster.pids() {
+        c.lab.note_process(pid)?;
+    }
+    let mut got = Vec::new();
+    for node in 0..2 {
+        let mut conf: serde_json::Value = serde_json::from_str(SEED_CNI)?;
+        conf["ipam"]["type"] = json!("underlay-ipam");
+        conf["ipam"]["node"] = json!(format!("node{}", node + 1));
+        conf["ipam"]["etcd"] = cluster.etcd_conf();
+        let ipam = underlay_ipam::IpamConf::parse(&conf, Version::V0_4_0, &CniArgs::default())?;
+        let owner = Attachment { container_id: format!("node{}-pod", node + 1), ifname: "eth0".into() };
+        let r = c.node(node).netns.run(|| -> Result<_, underlay::cni::CniError> {
+            let mut store = underlay_ipam::store::EtcdStore::open(&ipam)?;
+            host_local::add_in(&mut store, &ipam.ranges, &owner)
+        })??;
+        got.push(r.ips.first().map(|i| i.address.addr().to_string()).unwrap_or_default());
+    }
+    Ok(Outcome::new(expected, format!("node1 got {}, node2 got {}", got[0], got[1]), got[0] != got[1])
+        .note("underlay-ipam keeps every node's reservations in one etcd store — one transaction per address, no lock — so the seed's range works on every node unchanged."))
 }
 
 fn promiscuous(c: &mut Ctx) -> Result<Outcome> {

@@ -274,7 +274,7 @@ fn teardown(lab: Lab) {
             eps.iter().flat_map(|e| e.keeper.iter().chain(e.process.iter())).for_each(|p| p.kill());
         }
     }
-    for p in &lab.record.processes {
+    for p in lab.all_processes() {
         p.kill();
     }
     World::remove_all(&lab.record.spec(), &lab.record.prefix, &lab.record.scratch());

@@ -144,6 +144,29 @@ impl Lab {
         Ok(p)
     }
 
+    /// Notes a process a check starts for a while (an etcd member), so that `down`
+    /// ends it even if the check is killed before it does.
+    pub fn note_process(&self, pid: u32) -> Result<()> {
+        use std::io::Write;
+        let Some(p) = Proc::of(pid) else { return Ok(()) };
+        let path = self.dir.join("scratch-processes");
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("open {}", path.display()))?;
+        writeln!(f, "{}", serde_json::to_string(&p).expect("serializes"))
+            .with_context(|| format!("write {}", path.display()))
+    }
+
+    /// Every process the lab started: its own and the checks'.
+    pub fn all_processes(&self) -> Vec<Proc> {
+        let noted = std::fs::read_to_string(self.dir.join("scratch-processes")).unwrap_or_default();
+        let mut all = self.record.processes.clone();
+        all.extend(noted.lines().filter_map(|l| serde_json::from_str::<Proc>(l).ok()));
+        all
+    }
+
     /// The lab's world, opened from its namespaces.
     pub fn world(&self) -> Result<World> {
         World::open(self.record.spec())

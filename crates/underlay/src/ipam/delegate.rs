@@ -1,12 +1,15 @@
 //! Calling the IPAM plugin a config names. When the plugin found on `CNI_PATH` is this
 //! version's own host-local, the call runs in-process (same code, same store, same
-//! result, a process start saved); anything else is exec'd as the spec describes.
+//! result, a process start saved); so do IPAM plugins a front-end linked in and
+//! registered (the `underlay` command's cluster-wide IPAM); anything else is exec'd as
+//! the spec describes.
 
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::conf::HostLocalConf;
 use super::host_local;
-use crate::cni::{Attachment, Call, CniError, CniResult, Command, Env, delegate};
+use crate::cni::{Attachment, Call, CniError, CniResult, Command, Env, Plugin, delegate};
 use crate::identity;
 
 /// How the IPAM plugin named `ty` will be run.
@@ -25,7 +28,22 @@ pub fn host_local_in_process() {
     ALWAYS_IN_PROCESS.store(true, Ordering::Relaxed);
 }
 
+/// IPAM plugins this process runs itself, by type.
+static LINKED: RwLock<Vec<(&'static str, &'static (dyn Plugin + Sync))>> = RwLock::new(Vec::new());
+
+/// Runs IPAM type `ty` in-process with `plugin` from now on in this process.
+pub fn link(ty: &'static str, plugin: &'static (dyn Plugin + Sync)) {
+    LINKED.write().unwrap_or_else(|p| p.into_inner()).push((ty, plugin));
+}
+
+fn linked(ty: &str) -> Option<&'static (dyn Plugin + Sync)> {
+    LINKED.read().unwrap_or_else(|p| p.into_inner()).iter().find(|(t, _)| *t == ty).map(|(_, p)| *p)
+}
+
 pub fn mode(ty: &str, env: &Env) -> Mode {
+    if linked(ty).is_some() {
+        return Mode::InProcess;
+    }
     if ty != "host-local" {
         return Mode::Exec;
     }
@@ -51,7 +69,10 @@ fn conf(call: &Call) -> Result<HostLocalConf, CniError> {
 pub fn add(call: &Call, ty: &str) -> Result<CniResult, CniError> {
     match mode(ty, &call.env) {
         Mode::InProcess => {
-            let r = host_local::add(&conf(call)?, &owner(&call.env))?;
+            let r = match linked(ty) {
+                Some(plugin) => plugin.add(call)?,
+                None => host_local::add(&conf(call)?, &owner(&call.env))?,
+            };
             CniResult::from_json(&r.to_json(call.version), call.version).map(|(r, _)| r)
         }
         Mode::Exec => delegate::add(ty, &call.env, call.stdin, call.version),
@@ -63,6 +84,17 @@ pub fn add(call: &Call, ty: &str) -> Result<CniResult, CniError> {
 pub fn run(call: &Call, ty: &str, command: Command) -> Result<(), CniError> {
     if mode(ty, &call.env) == Mode::Exec {
         return delegate::run(ty, command, &call.env.with_command(command), call.stdin);
+    }
+    if let Some(plugin) = linked(ty) {
+        let call =
+            Call { env: call.env.with_command(command), conf: call.conf.clone(), raw: call.raw.clone(), ..*call };
+        return match command {
+            Command::Del => plugin.del(&call),
+            Command::Check => plugin.check(&call),
+            Command::Status => plugin.status(&call),
+            Command::Gc => plugin.gc(&call),
+            Command::Add | Command::Version => unreachable!("ADD has its own function; VERSION is not delegated"),
+        };
     }
     let conf = conf(call)?;
     match command {

@@ -19,19 +19,27 @@ fn open(conf: &HostLocalConf) -> Result<DiskStore, CniError> {
 /// One address from each range set for `owner`; the same ones again if it already has
 /// them. On failure nothing this call reserved is kept.
 pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniError> {
+    let mut store = open(conf)?;
+    let result = add_in(&mut store, conf, owner)?;
+    store.commit()?;
+    Ok(result)
+}
+
+/// ADD over any store (host-local's disk, or a cluster-wide one): one address from each
+/// range set, the held ones again, and on failure the fresh ones released.
+pub fn add_in(store: &mut impl Store, conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniError> {
     let dns = match &conf.resolv_conf {
         Some(path) => resolv::read(path)?,
         None => Default::default(),
     };
-    let mut store = open(conf)?;
     let mut requested: Vec<IpAddr> = conf.requested.clone();
     let mut fresh: Vec<IpAddr> = Vec::new();
     let mut ips = Vec::new();
     let outcome = (|| {
         for (i, set) in conf.range_sets.iter().enumerate() {
             let want = requested.iter().position(|ip| set.contains(*ip)).map(|p| requested.remove(p));
-            let a = allocate(set, i, &mut store, owner, want)
-                .map_err(|e| e.context(format!("allocate from range set {i}")))?;
+            let a =
+                allocate(set, i, store, owner, want).map_err(|e| e.context(format!("allocate from range set {i}")))?;
             if a.fresh {
                 fresh.push(a.ip);
             }
@@ -49,7 +57,6 @@ pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniErr
         }
         return Err(e);
     }
-    store.commit()?;
     Ok(CniResult { interfaces: vec![], ips, routes: conf.routes.clone(), dns })
 }
 
@@ -64,7 +71,16 @@ pub fn del(conf: &HostLocalConf, owner: &Attachment) -> Result<Vec<IpAddr>, CniE
 /// `owner` holds an address in every range set, and every address `prev` lists from
 /// these ranges is held by it.
 pub fn check(conf: &HostLocalConf, owner: &Attachment, prev: Option<&CniResult>) -> Result<(), CniError> {
-    let mut store = open(conf)?;
+    check_in(&mut open(conf)?, conf, owner, prev)
+}
+
+/// CHECK over any store.
+pub fn check_in(
+    store: &mut impl Store,
+    conf: &HostLocalConf,
+    owner: &Attachment,
+    prev: Option<&CniResult>,
+) -> Result<(), CniError> {
     let held = store.owned(owner)?;
     for (i, set) in conf.range_sets.iter().enumerate() {
         if !held.iter().any(|ip| set.contains(*ip)) {
@@ -92,6 +108,13 @@ pub fn check(conf: &HostLocalConf, owner: &Attachment, prev: Option<&CniResult>)
 /// `valid`, including records nobody can read. Returns what was removed.
 pub fn gc(conf: &HostLocalConf, valid: &[Attachment]) -> Result<Vec<IpAddr>, CniError> {
     let mut store = open(conf)?;
+    let removed = gc_in(&mut store, valid);
+    store.commit()?;
+    removed
+}
+
+/// GC over any store: what its `reservations` lists and `valid` does not name goes.
+pub fn gc_in(store: &mut impl Store, valid: &[Attachment]) -> Result<Vec<IpAddr>, CniError> {
     let mut removed = Vec::new();
     let mut errors = Vec::new();
     for (ip, record) in store.reservations()? {
@@ -104,7 +127,6 @@ pub fn gc(conf: &HostLocalConf, valid: &[Attachment]) -> Result<Vec<IpAddr>, Cni
             Err(e) => errors.push(e.msg),
         }
     }
-    store.commit()?;
     if !errors.is_empty() {
         return Err(CniError::io(format!("GC could not remove every stale reservation: {}", errors.join("; "))));
     }

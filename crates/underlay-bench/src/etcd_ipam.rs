@@ -1,0 +1,196 @@
+//! underlay-ipam on a 3-member etcd cluster started here on loopback: allocations per
+//! second and per-ADD latency for 1 and 10 concurrent nodes, next to the raw rate of
+//! the same cluster's claim transactions (the practical ceiling), and the plugin's
+//! peak memory beside the reference host-local's.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use comfy_table::Table;
+use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+use serde_json::{Value, json};
+use underlay_ipam::EtcdConf;
+use underlay_ipam::cluster::Cluster;
+use underlay_ipam::etcd::Etcd;
+
+use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Our underlay-ipam binary (default: the one built beside this benchmark).
+    #[arg(long)]
+    ours: Option<PathBuf>,
+    /// The reference host-local, for the memory comparison.
+    #[arg(long, default_value = "/usr/lib/cni/host-local")]
+    reference: PathBuf,
+    /// Cluster members.
+    #[arg(long, default_value_t = 3)]
+    members: usize,
+}
+
+/// Exactly 1000 addresses.
+fn conf(etcd: &Value, net: &str, node: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": net, "type": "macvlan",
+        "ipam": {"type": "underlay-ipam", "node": node, "etcd": etcd,
+                 "ranges": [[{"subnet": "10.40.0.0/22", "rangeStart": "10.40.0.10", "rangeEnd": "10.40.3.241", "gateway": "10.40.0.1"}]]}}))
+    .expect("serializes")
+}
+
+fn plugin(bin: &Path, command: &str, cid: &str) -> Command {
+    let mut c = Command::new(bin);
+    c.env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", "/proc/self/ns/net")
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/nonexistent");
+    c
+}
+
+struct Run {
+    total: Duration,
+    latencies: Vec<Duration>,
+    count: usize,
+}
+
+/// `nodes` nodes, `each` ADDs each, all at once.
+fn allocate(bin: &Path, etcd: &Value, net: &str, nodes: usize, each: usize) -> Result<(Run, Vec<String>)> {
+    let started = Instant::now();
+    let handles: Vec<_> = (0..nodes)
+        .map(|n| {
+            let (bin, conf) = (bin.to_path_buf(), conf(etcd, net, &format!("node{n}")));
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                (0..each).map(|k| timed(&mut plugin(&bin, "ADD", &format!("n{n}-c{k}")), &conf)).collect()
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for h in handles {
+        latencies.extend(h.join().expect("allocating thread")?);
+    }
+    let total = started.elapsed();
+    let mut e = Etcd::connect(&serde_json::from_value::<EtcdConf>(etcd.clone())?)?;
+    let ips: Vec<String> = e
+        .list(&format!("/underlay/ipam/{net}/ip4/"), true)?
+        .into_iter()
+        .map(|kv| kv.key.rsplit('/').next().unwrap_or_default().to_string())
+        .collect();
+    Ok((Run { total, count: latencies.len(), latencies }, ips))
+}
+
+/// The cluster's own ceiling: the claim transaction alone (compare version 0, put two
+/// keys), from `clients` clients at once, `each` each.
+fn raw(etcd: &EtcdConf, clients: usize, each: usize) -> Result<Run> {
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let etcd = etcd.clone();
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                let mut e = Etcd::connect(&etcd)?;
+                let mut out = Vec::new();
+                for k in 0..each {
+                    let key = format!("/bench/raw/{clients}/{c}/{k}");
+                    let txn = Txn::new()
+                        .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+                        .and_then([TxnOp::put(key.clone(), "x", None), TxnOp::put(format!("{key}/owner"), "", None)]);
+                    let t = Instant::now();
+                    e.txn("bench", txn)?;
+                    out.push(t.elapsed());
+                }
+                Ok(out)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for h in handles {
+        latencies.extend(h.join().expect("raw client thread")?);
+    }
+    Ok(Run { total: started.elapsed(), count: latencies.len(), latencies })
+}
+
+/// The answer to one ADD more than the pool holds.
+fn one_too_many(bin: &Path, conf: &[u8]) -> Result<String> {
+    use std::io::Write;
+    let mut child = plugin(bin, "ADD", "one-too-many")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    child.stdin.take().context("stdin")?.write_all(conf)?;
+    let out = child.wait_with_output()?;
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    Ok(if out.status.success() {
+        "succeeded (it should not)".into()
+    } else {
+        format!("code {} \"{}\"", v["code"], v["msg"].as_str().unwrap_or_default())
+    })
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let ours = args.ours.clone().unwrap_or_else(|| sibling("underlay-ipam"));
+    ensure!(ours.exists(), "{} not found: build it with cargo build --release", ours.display());
+    eprintln!("starting a {}-member etcd cluster on 127.0.0.1 ...", args.members);
+    let cluster = Cluster::start(args.members).context("start etcd (install etcd-server)")?;
+    let etcd = cluster.etcd_conf();
+    let etcd_conf: EtcdConf = serde_json::from_value(etcd.clone())?;
+
+    let mut table = Table::new();
+    table.set_header(["what", "nodes / clients", "operations", "total", "per second", "p50", "p99"]);
+    let mut row = |what: &str, n: usize, r: &Run| {
+        let (p50, p99) = percentiles(&r.latencies);
+        table.add_row([
+            what.to_string(),
+            n.to_string(),
+            r.count.to_string(),
+            format!("{:.2} s", r.total.as_secs_f64()),
+            format!("{:.0}", r.count as f64 / r.total.as_secs_f64()),
+            format!("{p50:.2} ms"),
+            format!("{p99:.2} ms"),
+        ]);
+    };
+    let raw1 = raw(&etcd_conf, 1, 300)?;
+    row("etcd claim transaction (raw)", 1, &raw1);
+    let raw10 = raw(&etcd_conf, 10, 100)?;
+    row("etcd claim transaction (raw)", 10, &raw10);
+    let (one, _) = allocate(&ours, &etcd, "one", 1, 300)?;
+    row("underlay-ipam ADD (a process each)", 1, &one);
+    let (ten, ips) = allocate(&ours, &etcd, "ten", 10, 100)?;
+    row("underlay-ipam ADD (a process each)", 10, &ten);
+    let distinct: HashSet<&String> = ips.iter().collect();
+    let extra = one_too_many(&ours, &conf(&etcd, "ten", "node0"))?;
+
+    // Peak memory: ours against the reference host-local, each doing one ADD.
+    let mut ours_kb = 0;
+    for i in 0..5 {
+        ours_kb =
+            ours_kb.max(peak_rss_kb(&mut plugin(&ours, "ADD", &format!("rss{i}")), &conf(&etcd, "rss", "node0"))?);
+    }
+    let data = tempfile::tempdir()?;
+    let ref_conf = serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "rss", "type": "macvlan",
+        "ipam": {"type": "host-local", "subnet": "10.41.0.0/22", "dataDir": data.path()}}))?;
+    let mut ref_kb = 0;
+    if args.reference.exists() {
+        for i in 0..5 {
+            ref_kb = ref_kb.max(peak_rss_kb(&mut plugin(&args.reference, "ADD", &format!("rss{i}")), &ref_conf)?);
+        }
+    }
+
+    println!("underlay-ipam on a {}-member etcd cluster (127.0.0.1), a pool of exactly 1000 addresses", args.members);
+    println!("{table}");
+    println!(
+        "10 nodes: {} allocations, {} distinct, in {:.2} s; the 1001st: {}",
+        ten.count,
+        distinct.len(),
+        ten.total.as_secs_f64(),
+        extra
+    );
+    println!(
+        "ADDs per second against the raw transaction rate of the same cluster: 1 node {:.2}x, 10 nodes {:.2}x",
+        (one.count as f64 / one.total.as_secs_f64()) / (raw1.count as f64 / raw1.total.as_secs_f64()),
+        (ten.count as f64 / ten.total.as_secs_f64()) / (raw10.count as f64 / raw10.total.as_secs_f64()),
+    );
+    println!("peak memory (max RSS of one ADD): underlay-ipam {}, reference host-local {}", mb(ours_kb), mb(ref_kb));
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! A network's address store, for what this command holds itself (aux addresses, the
+//! host-access shim's address) and for `gc`: host-local's files on this host, or the
+//! cluster-wide store in etcd (`--ipam-driver underlay-ipam`). Endpoints get their
+//! addresses through the plugins, which read the same stores.
+
+use std::net::IpAddr;
+
+use underlay::cni::{Attachment, CniArgs, CniResult, Version};
+use underlay::ipam::store::Store as _;
+use underlay::ipam::{HostLocalConf, host_local};
+use underlay_ipam::IpamConf;
+use underlay_ipam::store::EtcdStore;
+
+use crate::endpoint::cni_conf;
+use crate::failure::Result;
+use crate::model::Network;
+use crate::state::Dirs;
+
+pub enum AddressStore {
+    Local(HostLocalConf),
+    Cluster(Box<IpamConf>),
+}
+
+impl AddressStore {
+    pub fn of(net: &Network, dirs: &Dirs) -> Result<AddressStore> {
+        let conf = cni_conf(net, dirs);
+        Ok(match net.ipam {
+            None => AddressStore::Local(HostLocalConf::parse(&conf, Version::LATEST, &CniArgs::default())?),
+            Some(_) => AddressStore::Cluster(Box::new(IpamConf::parse(&conf, Version::LATEST, &CniArgs::default())?)),
+        })
+    }
+
+    /// An address for `owner` from the network's ranges (`requested`, if given).
+    pub fn add(&self, owner: &Attachment, requested: Vec<IpAddr>) -> Result<CniResult> {
+        Ok(match self {
+            AddressStore::Local(c) => host_local::add(&HostLocalConf { requested, ..c.clone() }, owner)?,
+            AddressStore::Cluster(c) => {
+                let mut c = IpamConf::clone(c);
+                c.ranges.requested = requested;
+                host_local::add_in(&mut EtcdStore::open(&c)?, &c.ranges, owner)?
+            }
+        })
+    }
+
+    /// Frees what `owner` holds.
+    pub fn del(&self, owner: &Attachment) -> Result<()> {
+        match self {
+            AddressStore::Local(c) => host_local::del(c, owner).map(drop)?,
+            AddressStore::Cluster(c) => EtcdStore::open(c)?.release(owner).map(drop)?,
+        }
+        Ok(())
+    }
+
+    /// Opens (creating) the local store, holding nothing.
+    pub fn hold_nothing(&self) -> Result<()> {
+        if let AddressStore::Local(c) = self {
+            let boot = underlay::ipam::boot::Boot::current()?;
+            underlay::ipam::disk::DiskStore::open(&c.store_dir(), &boot, true)?.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Holds `ip` for `owner` whatever the ranges say; false if someone holds it.
+    pub fn hold(&self, ip: IpAddr, owner: &Attachment) -> Result<bool> {
+        Ok(match self {
+            AddressStore::Local(c) => {
+                let boot = underlay::ipam::boot::Boot::current()?;
+                let mut store = underlay::ipam::disk::DiskStore::open(&c.store_dir(), &boot, true)?;
+                let held = store.hold(ip, owner)?;
+                store.commit()?;
+                held
+            }
+            AddressStore::Cluster(c) => EtcdStore::open(c)?.hold(ip, owner)?,
+        })
+    }
+
+    /// Frees what is not `valid` (in the cluster store: this host's only).
+    pub fn gc(&self, valid: &[Attachment]) -> Result<Vec<IpAddr>> {
+        Ok(match self {
+            AddressStore::Local(c) => host_local::gc(c, valid)?,
+            AddressStore::Cluster(c) => host_local::gc_in(&mut EtcdStore::open(c)?, valid)?,
+        })
+    }
+
+    /// The network is gone: its local store goes; in the cluster store, what `owners`
+    /// held (other hosts may still use the subnet).
+    pub fn remove(&self, owners: &[Attachment]) {
+        match self {
+            AddressStore::Local(c) => {
+                let _ = std::fs::remove_dir_all(c.store_dir());
+                let _ = std::fs::remove_dir_all(c.data_dir.join(".underlay").join(&c.network));
+            }
+            AddressStore::Cluster(_) => {
+                for o in owners {
+                    let _ = self.del(o);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! A blocking face on etcd-client: one current-thread runtime per process (a plugin
+//! call is a short sequence of requests), every request bounded by the configured
+//! timeout, and errors as CNI errors — code 11 ("try again later") whenever the store
+//! cannot answer now, so a runtime retries instead of giving up.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions, Txn, TxnOp, TxnOpResponse};
+use tokio::runtime::Runtime;
+use underlay::cni::{CniError, code};
+
+use crate::conf::EtcdConf;
+
+/// One key as read.
+#[derive(Debug, Clone)]
+pub struct Kv {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub mod_revision: i64,
+}
+
+pub struct Etcd {
+    rt: Runtime,
+    client: Client,
+    timeout: Duration,
+    endpoints: String,
+}
+
+fn read(key: &str, path: &std::path::Path) -> Result<Vec<u8>, CniError> {
+    std::fs::read(path).map_err(|e| CniError::config(format!("ipam.etcd.{key}: cannot read {}: {e}", path.display())))
+}
+
+/// The chain of causes under an error (a TLS alert under "transport error").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut last = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if text != last {
+            out += &format!(": {text}");
+        }
+        last = text;
+        cur = c.source();
+    }
+    out
+}
+
+/// What an etcd-client error means for the caller.
+fn classify(endpoints: &str, what: &str, e: etcd_client::Error) -> CniError {
+    use etcd_client::Error as E;
+    use tonic::Code::*;
+    match &e {
+        E::GRpcStatus(s) if matches!(s.code(), Unauthenticated | PermissionDenied) => CniError::config(format!(
+            "etcd at {endpoints} refused {what}: {} (check ipam.etcd's credentials)",
+            s.message()
+        )),
+        E::GRpcStatus(s) if s.code() == InvalidArgument => {
+            CniError::io(format!("etcd refused {what}: {}", s.message()))
+        }
+        E::GRpcStatus(s) => {
+            CniError::try_again(format!("etcd at {endpoints} could not {what}: {}{}", s.message(), causes(s)))
+        }
+        E::TransportError(_) | E::IoError(_) | E::EndpointError(_) => {
+            CniError::try_again(format!("cannot reach etcd at {endpoints} to {what}: {e}{}", causes(&e)))
+        }
+        E::InvalidUri(_) => CniError::config(format!("ipam.etcd.endpoints: {e}")),
+        _ => CniError::io(format!("etcd at {endpoints}: {what}: {e}")),
+    }
+}
+
+impl Etcd {
+    pub fn connect(conf: &EtcdConf) -> Result<Etcd, CniError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CniError::io(format!("start the etcd client: {e}")))?;
+        let timeout = conf.timeout();
+        let mut opts = ConnectOptions::new()
+            .with_connect_timeout(timeout)
+            .with_timeout(timeout)
+            // Without a leader a member cannot answer; fail at once instead of waiting.
+            .with_require_leader(true);
+        if let Some(user) = &conf.username {
+            opts = opts.with_user(user.clone(), conf.password()?.unwrap_or_default());
+        }
+        if conf.ca_file.is_some() || conf.cert_file.is_some() {
+            let mut tls = TlsOptions::new();
+            if let Some(ca) = &conf.ca_file {
+                tls = tls.ca_certificate(Certificate::from_pem(read("caFile", ca)?));
+            }
+            if let (Some(cert), Some(key)) = (&conf.cert_file, &conf.key_file) {
+                tls = tls.identity(Identity::from_pem(read("certFile", cert)?, read("keyFile", key)?));
+            }
+            opts = opts.with_tls(tls);
+        }
+        let endpoints = conf.endpoints.join(",");
+        let connecting = Client::connect(&conf.endpoints, Some(opts));
+        let client = match rt.block_on(async { tokio::time::timeout(timeout, connecting).await }) {
+            Ok(r) => r.map_err(|e| classify(&endpoints, "connect", e))?,
+            Err(_) => {
+                return Err(CniError::try_again(format!(
+                    "cannot reach etcd at {endpoints} within {} ms",
+                    timeout.as_millis()
+                )));
+            }
+        };
+        Ok(Etcd { rt, client, timeout, endpoints })
+    }
+
+    /// Runs one request, made afresh by `attempt` each try: what fails for now (no
+    /// leader during an election, a member just gone) is retried until the timeout.
+    fn block<T, Fut>(&self, what: &str, mut attempt: impl FnMut(Client) -> Fut) -> Result<T, CniError>
+    where
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(25);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let fut = attempt(self.client.clone());
+            // The timer must be made inside the runtime.
+            let err = match self.rt.block_on(async { tokio::time::timeout(left, fut).await }) {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => classify(&self.endpoints, what, e),
+                Err(_) => {
+                    return Err(CniError::try_again(format!(
+                        "etcd at {} did not {what} within {} ms (has it lost its quorum?)",
+                        self.endpoints,
+                        self.timeout.as_millis()
+                    )));
+                }
+            };
+            if err.code != code::TRY_AGAIN_LATER || Instant::now() + pause >= deadline {
+                return Err(err);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(400));
+        }
+    }
+
+    /// Every key under `prefix`, in key order.
+    pub fn list(&mut self, prefix: &str, keys_only: bool) -> Result<Vec<Kv>, CniError> {
+        let mut opts = GetOptions::new().with_prefix();
+        if keys_only {
+            opts = opts.with_keys_only();
+        }
+        let resp = self.block(&format!("list {prefix}"), |mut c| {
+            let (p, o) = (prefix.to_string(), opts.clone());
+            async move { c.get(p, Some(o)).await }
+        })?;
+        Ok(resp.kvs().iter().map(kv).collect())
+    }
+
+    /// The keys from `start` up to (not including) `end`.
+    pub fn range(&mut self, what: &str, start: &str, end: &str) -> Result<Vec<Kv>, CniError> {
+        let opts = GetOptions::new().with_range(end).with_keys_only();
+        let resp = self.block(what, |mut c| {
+            let (k, o) = (start.to_string(), opts.clone());
+            async move { c.get(k, Some(o)).await }
+        })?;
+        Ok(resp.kvs().iter().map(kv).collect())
+    }
+
+    pub fn get(&mut self, key: &str) -> Result<Option<Kv>, CniError> {
+        let resp = self.block(&format!("read {key}"), |mut c| {
+            let k = key.to_string();
+            async move { c.get(k, None).await }
+        })?;
+        Ok(resp.kvs().first().map(kv))
+    }
+
+    /// Several ranges read at one revision, in one round trip: the keys under each
+    /// `(prefix, keys_only)`.
+    pub fn read(&mut self, what: &str, ranges: &[(String, bool)]) -> Result<Vec<Vec<Kv>>, CniError> {
+        let ops: Vec<TxnOp> = ranges
+            .iter()
+            .map(|(prefix, keys_only)| {
+                let mut o = GetOptions::new().with_prefix();
+                if *keys_only {
+                    o = o.with_keys_only();
+                }
+                TxnOp::get(prefix.clone(), Some(o))
+            })
+            .collect();
+        let resp = self.block(what, |mut c| {
+            let t = Txn::new().and_then(ops.clone());
+            async move { c.txn(t).await }
+        })?;
+        Ok(resp
+            .op_responses()
+            .into_iter()
+            .map(|r| match r {
+                TxnOpResponse::Get(g) => g.kvs().iter().map(kv).collect(),
+                _ => Vec::new(),
+            })
+            .collect())
+    }
+
+    /// Runs `txn`; whether its conditions held. A retried transaction may have been
+    /// applied by the try whose answer was lost: callers check what they find.
+    pub fn txn(&mut self, what: &str, txn: Txn) -> Result<bool, CniError> {
+        let resp = self.block(what, |mut c| {
+            let t = txn.clone();
+            async move { c.txn(t).await }
+        })?;
+        Ok(resp.succeeded())
+    }
+}
+
+fn kv(k: &etcd_client::KeyValue) -> Kv {
+    Kv { key: String::from_utf8_lossy(k.key()).into_owned(), value: k.value().to_vec(), mod_revision: k.mod_revision() }
+}

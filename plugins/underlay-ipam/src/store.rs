@@ -1,0 +1,454 @@
+//! Reservations in etcd, behind the same `Store` the host-local allocator uses. One
+//! address is one transaction: it writes the address record and the owner record
+//! together, and only if nobody holds the address — no lock, no leader election. A
+//! lost race moves on to the next candidate.
+//!
+//! Keys, under the prefix (default `/underlay/ipam`):
+//! - `<prefix>/<network>/ip4/<8 hex digits>`, `ip6/<32 hex digits>` → `{"ip",
+//!   "containerID", "ifname", "node"}`: fixed-width hex sorts like the addresses, so
+//!   an allocation reads only a window of keys after its node's last address, not
+//!   the whole pool;
+//! - `<prefix>/<network>/owner/<node>/<containerID>/<ifname>/<address>` → empty;
+//! - `<prefix>/<network>/last/<node>/<range set>` → the node's last address.
+//!
+//! Both records are only ever written and removed in one transaction, so each address
+//! record has its owner record and each owner record its address record.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+use serde::{Deserialize, Serialize};
+use underlay::cni::{Attachment, CniError};
+use underlay::ipam::RangeSet;
+use underlay::ipam::store::Store;
+
+use crate::conf::IpamConf;
+use crate::etcd::{Etcd, Kv};
+
+/// Addresses read per window while looking for a free one.
+const WINDOW: u128 = 128;
+
+/// Who holds an address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// For people reading the store with etcdctl; the key says it too.
+    pub ip: IpAddr,
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    pub ifname: String,
+    pub node: String,
+}
+
+impl Record {
+    pub fn owner(&self) -> Attachment {
+        Attachment { container_id: self.container_id.clone(), ifname: self.ifname.clone() }
+    }
+}
+
+fn as_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn like(n: u128, family: IpAddr) -> Option<IpAddr> {
+    match family {
+        IpAddr::V4(_) => u32::try_from(n).ok().map(|v| IpAddr::V4(v.into())),
+        IpAddr::V6(_) => Some(IpAddr::V6(n.into())),
+    }
+}
+
+/// Scatters hashes of similar names ("node1", "node2") across the whole range
+/// (MurmurHash3's finalizer).
+fn spread(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
+}
+
+/// The key layout of one network.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    base: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str, network: &str) -> Keys {
+        Keys { base: format!("{prefix}/{network}") }
+    }
+
+    pub fn ip(&self, ip: IpAddr) -> String {
+        match ip {
+            IpAddr::V4(a) => format!("{}/ip4/{:08x}", self.base, u32::from(a)),
+            IpAddr::V6(a) => format!("{}/ip6/{:032x}", self.base, u128::from(a)),
+        }
+    }
+
+    /// The address records of both families.
+    pub fn ips(&self) -> [String; 2] {
+        [format!("{}/ip4/", self.base), format!("{}/ip6/", self.base)]
+    }
+
+    pub fn parse_ip(&self, key: &str) -> Option<IpAddr> {
+        if let Some(hex) = key.strip_prefix(&format!("{}/ip4/", self.base)) {
+            return u32::from_str_radix(hex, 16).ok().map(|n| IpAddr::V4(n.into()));
+        }
+        let hex = key.strip_prefix(&format!("{}/ip6/", self.base))?;
+        u128::from_str_radix(hex, 16).ok().map(|n| IpAddr::V6(n.into()))
+    }
+
+    pub fn owner(&self, node: &str, owner: &Attachment, ip: IpAddr) -> String {
+        format!("{}{ip}", self.owned_by(node, owner))
+    }
+
+    pub fn owned_by(&self, node: &str, owner: &Attachment) -> String {
+        format!("{}/owner/{node}/{}/{}/", self.base, owner.container_id, owner.ifname)
+    }
+
+    pub fn node(&self, node: &str) -> String {
+        format!("{}/owner/{node}/", self.base)
+    }
+
+    pub fn last(&self, node: &str, set: usize) -> String {
+        format!("{}/last/{node}/{set}", self.base)
+    }
+
+    pub fn lasts(&self, node: &str) -> String {
+        format!("{}/last/{node}/", self.base)
+    }
+
+    /// Splits an owner key below `node(node)` into its owner and address.
+    pub fn parse_owner(&self, node: &str, key: &str) -> Option<(Attachment, IpAddr)> {
+        let rest = key.strip_prefix(&self.node(node))?;
+        let (rest, ip) = rest.rsplit_once('/')?;
+        let (id, ifname) = rest.rsplit_once('/')?;
+        Some((Attachment { container_id: id.to_string(), ifname: ifname.to_string() }, ip.parse().ok()?))
+    }
+}
+
+pub struct EtcdStore<'c> {
+    pub etcd: Etcd,
+    conf: &'c IpamConf,
+    pub keys: Keys,
+    view: Option<View>,
+    /// After a lost race, candidates are passed over until this address: another node
+    /// is walking the same stretch, and following it would lose again and again.
+    jump: Option<IpAddr>,
+    /// Whether any candidate was passed over (so "exhausted" may not be true).
+    jumped: bool,
+    /// No more jumps (the retry after a false "exhausted").
+    steady: bool,
+}
+
+/// The store as one ADD sees it: what the caller holds and this node's positions (one
+/// read), and the held addresses of the windows read so far (grown by our claims and
+/// lost races).
+struct View {
+    owner: Attachment,
+    owned: Vec<IpAddr>,
+    lasts: HashMap<usize, IpAddr>,
+    /// Windows read: (first, last) address numbers, with the family of their addresses.
+    windows: Vec<(u128, u128, bool)>,
+    taken: HashSet<IpAddr>,
+}
+
+impl View {
+    fn covers(&self, ip: IpAddr) -> bool {
+        let n = as_u128(ip);
+        self.windows.iter().any(|(a, b, v4)| *v4 == ip.is_ipv4() && (*a..=*b).contains(&n))
+    }
+}
+
+impl<'c> EtcdStore<'c> {
+    pub fn open(conf: &'c IpamConf) -> Result<EtcdStore<'c>, CniError> {
+        let etcd = Etcd::connect(&conf.etcd)?;
+        let keys = Keys::new(conf.etcd.prefix(), &conf.ranges.network);
+        Ok(EtcdStore { etcd, conf, keys, view: None, jump: None, jumped: false, steady: false })
+    }
+
+    /// Whether candidates were passed over by a jump; from now on none are.
+    pub fn stop_jumping(&mut self) -> bool {
+        let jumped = self.jumped;
+        (self.steady, self.jump, self.jumped) = (true, None, false);
+        jumped
+    }
+
+    /// A random usable address of `ip`'s range set, to jump to.
+    fn jump_target(&self, ip: IpAddr) -> Option<IpAddr> {
+        use std::hash::BuildHasher;
+        let set = self.conf.ranges.range_sets.iter().find(|s| s.contains(ip))?;
+        let size = set.size();
+        // RandomState is seeded afresh in each process: random enough to scatter.
+        let mut k = u128::from(std::collections::hash_map::RandomState::new().hash_one(ip)) % size.max(1);
+        for r in &set.0 {
+            if k < r.size() {
+                return like(as_u128(r.start) + k, r.start).filter(|t| *t != r.gateway && *t != ip);
+            }
+            k -= r.size();
+        }
+        None
+    }
+
+    /// What an allocation for `owner` starts from, in one round trip, once.
+    fn view(&mut self, owner: &Attachment) -> Result<&mut View, CniError> {
+        if self.view.as_ref().is_none_or(|v| v.owner != *owner) {
+            let node = self.conf.node.clone();
+            let (mine, lasts) = (self.keys.owned_by(&node, owner), self.keys.lasts(&node));
+            let read =
+                self.etcd.read("read the caller's reservations", &[(mine.clone(), true), (lasts.clone(), false)])?;
+            let tail = |kv: &Kv, prefix: &str| kv.key.strip_prefix(prefix).map(str::to_string);
+            let last = |kv: &Kv| -> Option<(usize, IpAddr)> {
+                Some((tail(kv, &lasts)?.parse().ok()?, String::from_utf8(kv.value.clone()).ok()?.parse().ok()?))
+            };
+            self.view = Some(View {
+                owner: owner.clone(),
+                owned: read[0].iter().filter_map(|kv| tail(kv, &mine)?.parse().ok()).collect(),
+                lasts: read[1].iter().filter_map(last).collect(),
+                windows: Vec::new(),
+                taken: HashSet::new(),
+            });
+        }
+        Ok(self.view.as_mut().expect("just read"))
+    }
+
+    /// Whether `ip` is held, reading the window of addresses from it when needed.
+    fn taken(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
+        if !self.view(owner)?.covers(ip) {
+            let first = as_u128(ip);
+            let max = if ip.is_ipv4() { u128::from(u32::MAX) } else { u128::MAX };
+            let last = first.saturating_add(WINDOW - 1).min(max);
+            let start = self.keys.ip(ip);
+            // One past the window; past the family's last address, "g" (after every
+            // hex digit) ends the family's keys.
+            let end = match like(last.wrapping_add(1), ip).filter(|_| last < max) {
+                Some(next) => self.keys.ip(next),
+                None => format!("{}g", &start[..=start.rfind('/').expect("a key has slashes")]),
+            };
+            let held: Vec<IpAddr> = self
+                .etcd
+                .range("read free addresses", &start, &end)?
+                .iter()
+                .filter_map(|kv| self.keys.parse_ip(&kv.key))
+                .collect();
+            let view = self.view(owner)?;
+            view.windows.push((first, last, ip.is_ipv4()));
+            view.taken.extend(held);
+        }
+        Ok(self.view(owner)?.taken.contains(&ip))
+    }
+
+    /// Every address record of the network.
+    pub fn all(&mut self) -> Result<Vec<(IpAddr, Option<Record>)>, CniError> {
+        let mut out = Vec::new();
+        for prefix in self.keys.ips() {
+            for kv in self.etcd.list(&prefix, false)? {
+                if let Some(ip) = self.keys.parse_ip(&kv.key) {
+                    out.push((ip, serde_json::from_slice(&kv.value).ok()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where this node starts looking in `set` when it has no last address: spread by
+    /// the node's name, so nodes rarely race for the same candidates.
+    fn start_of(&self, set: &RangeSet) -> Option<IpAddr> {
+        let size = set.size();
+        if size == 0 {
+            return None;
+        }
+        let mut k = u128::from(spread(underlay::stable_hash(self.conf.node.bytes()))) % size;
+        for r in &set.0 {
+            if k < r.size() {
+                return like(as_u128(r.start) + k, r.start);
+            }
+            k -= r.size();
+        }
+        None
+    }
+
+    /// Holds `ip` for `owner` outside allocation (a network's aux address): claimed
+    /// like any address, without moving the node's round-robin position. Already held
+    /// by the same owner from another node counts as held.
+    pub fn hold(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
+        if self.claim(ip, owner, None)? {
+            return Ok(true);
+        }
+        let held = self.etcd.get(&self.keys.ip(ip))?.and_then(|kv| serde_json::from_slice::<Record>(&kv.value).ok());
+        Ok(held.is_some_and(|r| r.owner() == *owner))
+    }
+
+    /// One transaction: the address record and the owner record (and the node's
+    /// position in range set `set`), only if nobody holds the address.
+    fn claim(&mut self, ip: IpAddr, owner: &Attachment, set: Option<usize>) -> Result<bool, CniError> {
+        let node = &self.conf.node;
+        let record =
+            Record { ip, container_id: owner.container_id.clone(), ifname: owner.ifname.clone(), node: node.clone() };
+        let key = self.keys.ip(ip);
+        let mut ops = vec![
+            TxnOp::put(key.clone(), serde_json::to_vec(&record).expect("serializes"), None),
+            TxnOp::put(self.keys.owner(node, owner, ip), "", None),
+        ];
+        if let Some(set) = set {
+            ops.push(TxnOp::put(self.keys.last(node, set), ip.to_string(), None));
+        }
+        let txn = Txn::new().when([Compare::version(key.clone(), CompareOp::Equal, 0)]).and_then(ops);
+        if self.etcd.txn(&format!("reserve {ip}"), txn)? {
+            return Ok(true);
+        }
+        // Lost — or won by a try whose answer was lost and then retried.
+        Ok(self.etcd.get(&key)?.and_then(|kv| serde_json::from_slice::<Record>(&kv.value).ok()) == Some(record))
+    }
+
+    /// Frees `ip` if its record is still the one read (a concurrent change wins).
+    fn free(&mut self, ip: IpAddr, record: &Record, mod_revision: i64) -> Result<bool, CniError> {
+        let key = self.keys.ip(ip);
+        let txn = Txn::new().when([Compare::mod_revision(key.clone(), CompareOp::Equal, mod_revision)]).and_then([
+            TxnOp::delete(key, None),
+            TxnOp::delete(self.keys.owner(&record.node, &record.owner(), ip), None),
+        ]);
+        self.etcd.txn(&format!("release {ip}"), txn)
+    }
+}
+
+impl Store for EtcdStore<'_> {
+    fn reserve(&mut self, ip: IpAddr, owner: &Attachment, set: usize) -> Result<bool, CniError> {
+        if let Some(target) = self.jump {
+            if target != ip {
+                self.jumped = true;
+                return Ok(false);
+            }
+            self.jump = None;
+        }
+        if self.conf.excluded(ip) || self.taken(ip, owner)? {
+            return Ok(false);
+        }
+        let won = self.claim(ip, owner, Some(set))?;
+        if !won && !self.steady {
+            self.jump = self.jump_target(ip);
+        }
+        let view = self.view(owner)?;
+        view.taken.insert(ip);
+        if won {
+            view.owned.push(ip);
+            view.lasts.insert(set, ip);
+        }
+        Ok(won)
+    }
+
+    fn owned(&mut self, owner: &Attachment) -> Result<Vec<IpAddr>, CniError> {
+        Ok(self.view(owner)?.owned.clone())
+    }
+
+    fn release(&mut self, owner: &Attachment) -> Result<Vec<IpAddr>, CniError> {
+        let mut freed = Vec::new();
+        let held = self.owned(owner)?;
+        self.view = None;
+        let node = self.conf.node.clone();
+        for ip in held {
+            let record = self.etcd.get(&self.keys.ip(ip))?;
+            match record {
+                Some(kv)
+                    if serde_json::from_slice::<Record>(&kv.value)
+                        .is_ok_and(|r| r.node == node && r.owner() == *owner) =>
+                {
+                    let r: Record = serde_json::from_slice(&kv.value).expect("parsed above");
+                    if self.free(ip, &r, kv.mod_revision)? {
+                        freed.push(ip);
+                    }
+                }
+                // An owner record without its address record cannot be written by this
+                // plugin; if one exists anyway, it goes, and nothing else.
+                _ => {
+                    let key = self.keys.owner(&node, owner, ip);
+                    let txn = Txn::new().and_then([TxnOp::delete(key.clone(), None)]);
+                    self.etcd.txn(&format!("drop the stale owner record {key}"), txn)?;
+                }
+            }
+        }
+        Ok(freed)
+    }
+
+    fn remove(&mut self, ip: IpAddr) -> Result<(), CniError> {
+        self.view = None;
+        let key = self.keys.ip(ip);
+        if let Some(kv) = self.etcd.get(&key)? {
+            match serde_json::from_slice::<Record>(&kv.value) {
+                Ok(record) => {
+                    self.free(ip, &record, kv.mod_revision)?;
+                }
+                Err(_) => {
+                    let txn = Txn::new()
+                        .when([Compare::mod_revision(key.clone(), CompareOp::Equal, kv.mod_revision)])
+                        .and_then([TxnOp::delete(key, None)]);
+                    self.etcd.txn(&format!("release {ip}"), txn)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, CniError> {
+        let range_set = &self.conf.ranges.range_sets[set];
+        let last = match &self.view {
+            Some(v) => v.lasts.get(&set).copied(),
+            None => self
+                .etcd
+                .get(&self.keys.last(&self.conf.node, set))?
+                .and_then(|kv| String::from_utf8(kv.value).ok()?.parse().ok()),
+        };
+        match last {
+            Some(ip) if range_set.contains(ip) => Ok(Some(ip)),
+            _ => Ok(self.start_of(range_set)),
+        }
+    }
+
+    /// This node's reservations only: GC never touches another node's.
+    fn reservations(&mut self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {
+        let node = self.conf.node.clone();
+        let prefix = self.keys.node(&node);
+        Ok(self
+            .etcd
+            .list(&prefix, true)?
+            .iter()
+            .filter_map(|kv| self.keys.parse_owner(&node, &kv.key))
+            .map(|(owner, ip)| (ip, Some(owner)))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_sort_like_addresses_and_round_trip() {
+        let k = Keys::new("/underlay/ipam", "lan");
+        let owner = Attachment { container_id: "abc".into(), ifname: "eth0".into() };
+        let ip: IpAddr = "2001:db8::5".parse().unwrap();
+        let key = k.owner("n1", &owner, ip);
+        assert_eq!(key, "/underlay/ipam/lan/owner/n1/abc/eth0/2001:db8::5");
+        assert_eq!(k.parse_owner("n1", &key), Some((owner, ip)));
+        assert_eq!(k.parse_owner("n2", &key), None);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.9".parse().unwrap(), "10.0.0.10".parse().unwrap());
+        assert_eq!(k.ip(a), "/underlay/ipam/lan/ip4/0a000009");
+        assert!(k.ip(a) < k.ip(b), "hex keys sort as numbers; dotted ones would not");
+        assert_eq!(k.parse_ip(&k.ip(b)), Some(b));
+        assert_eq!(k.parse_ip(&k.ip(ip)), Some(ip));
+    }
+
+    #[test]
+    fn similar_node_names_start_far_apart() {
+        let starts: Vec<u64> =
+            (0..10).map(|i| spread(underlay::stable_hash(format!("node{i}").bytes())) % 1000).collect();
+        let mut sorted = starts.clone();
+        sorted.sort();
+        let widest_gap = sorted.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+        assert!(widest_gap < 400, "{starts:?}");
+        assert!(sorted.windows(2).filter(|w| w[1] - w[0] < 10).count() <= 2, "{starts:?}");
+    }
+}
