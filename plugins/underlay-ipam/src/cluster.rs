@@ -125,6 +125,28 @@ impl Cluster {
         self.members.iter().map(|m| self.url(self.client_scheme(), m.client)).collect()
     }
 
+    /// The member that leads now, as `etcdctl endpoint status` reports it.
+    pub fn leader(&self) -> Option<usize> {
+        let running: Vec<(usize, String)> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.child.is_some())
+            .map(|(i, m)| (i, self.url(self.client_scheme(), m.client)))
+            .collect();
+        let urls: Vec<&str> = running.iter().map(|(_, u)| u.as_str()).collect();
+        let mut cmd = (self.launcher)("etcdctl");
+        cmd.env("ETCDCTL_API", "3").args(["endpoint", "status", "-w", "json", "--endpoints", &urls.join(",")]);
+        if let Some(t) = &self.tls {
+            cmd.arg("--cacert").arg(&t.ca).arg("--cert").arg(&t.cert).arg("--key").arg(&t.key);
+        }
+        let out = cmd.stderr(Stdio::null()).output().ok()?;
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let leads = status.as_array()?.iter().find(|e| e["Status"]["header"]["member_id"] == e["Status"]["leader"])?;
+        let url = leads["Endpoint"].as_str()?;
+        running.iter().find(|(_, u)| u == url).map(|(i, _)| *i)
+    }
+
     /// PIDs of the running members.
     pub fn pids(&self) -> Vec<u32> {
         self.members.iter().filter_map(|m| m.child.as_ref().map(Child::id)).collect()

@@ -12,6 +12,9 @@ use underlay::cni::{CniError, code};
 
 use crate::conf::EtcdConf;
 
+/// The longest one try of a request may take (see `Etcd::block`).
+const ATTEMPT: Duration = Duration::from_millis(1000);
+
 /// One key as read.
 #[derive(Debug, Clone)]
 pub struct Kv {
@@ -79,7 +82,7 @@ impl Etcd {
         let timeout = conf.timeout();
         let mut opts = ConnectOptions::new()
             .with_connect_timeout(timeout)
-            .with_timeout(timeout)
+            .with_timeout(ATTEMPT.min(timeout))
             // Without a leader a member cannot answer; fail at once instead of waiting.
             .with_require_leader(true);
         if let Some(user) = &conf.username {
@@ -111,32 +114,44 @@ impl Etcd {
 
     /// Runs one request, made afresh by `attempt` each try: what fails for now (no
     /// leader during an election, a member just gone) is retried until the timeout.
+    /// No try waits longer than `ATTEMPT`: a request a follower forwarded to a leader
+    /// that just died is never answered, and a fresh try after the election is.
+    /// (Every write here is a compare-and-set, so a try that lands late is harmless.)
     fn block<T, Fut>(&self, what: &str, mut attempt: impl FnMut(Client) -> Fut) -> Result<T, CniError>
     where
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
         let deadline = Instant::now() + self.timeout;
-        let mut pause = Duration::from_millis(25);
+        let mut pause = Duration::from_millis(5);
+        let mut last = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let fut = attempt(self.client.clone());
-            // The timer must be made inside the runtime.
-            let err = match self.rt.block_on(async { tokio::time::timeout(left, fut).await }) {
-                Ok(Ok(v)) => return Ok(v),
-                Ok(Err(e)) => classify(&self.endpoints, what, e),
-                Err(_) => {
-                    return Err(CniError::try_again(format!(
+            if left.is_zero() {
+                return Err(last.unwrap_or_else(|| {
+                    CniError::try_again(format!(
                         "etcd at {} did not {what} within {} ms (has it lost its quorum?)",
                         self.endpoints,
                         self.timeout.as_millis()
-                    )));
-                }
+                    ))
+                }));
+            }
+            let fut = attempt(self.client.clone());
+            // The timer must be made inside the runtime.
+            let err = match self.rt.block_on(async { tokio::time::timeout(left.min(ATTEMPT), fut).await }) {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) => classify(&self.endpoints, what, e),
+                Err(_) => CniError::try_again(format!(
+                    "etcd at {} did not {what} within {} ms (has it lost its quorum?)",
+                    self.endpoints,
+                    self.timeout.as_millis()
+                )),
             };
-            if err.code != code::TRY_AGAIN_LATER || Instant::now() + pause >= deadline {
+            if err.code != code::TRY_AGAIN_LATER {
                 return Err(err);
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(400));
+            last = Some(err);
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
 
