@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -16,7 +15,7 @@ use underlay_ipam::EtcdConf;
 use underlay_ipam::cluster::Cluster;
 use underlay_ipam::etcd::Etcd;
 
-use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
+use crate::measure::{ipam_call, mb, peak_rss_kb, percentiles, sibling, timed};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,17 +38,6 @@ fn conf(etcd: &Value, net: &str, node: &str) -> Vec<u8> {
     .expect("serializes")
 }
 
-fn plugin(bin: &Path, command: &str, cid: &str) -> Command {
-    let mut c = Command::new(bin);
-    c.env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", "/proc/self/ns/net")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/nonexistent");
-    c
-}
-
 struct Run {
     total: Duration,
     latencies: Vec<Duration>,
@@ -63,7 +51,7 @@ fn allocate(bin: &Path, etcd: &Value, net: &str, nodes: usize, each: usize) -> R
         .map(|n| {
             let (bin, conf) = (bin.to_path_buf(), conf(etcd, net, &format!("node{n}")));
             std::thread::spawn(move || -> Result<Vec<Duration>> {
-                (0..each).map(|k| timed(&mut plugin(&bin, "ADD", &format!("n{n}-c{k}")), &conf)).collect()
+                (0..each).map(|k| timed(&mut ipam_call(&bin, "ADD", &format!("n{n}-c{k}")), &conf)).collect()
             })
         })
         .collect();
@@ -114,7 +102,7 @@ fn raw(etcd: &EtcdConf, clients: usize, each: usize) -> Result<Run> {
 /// The answer to one ADD more than the pool holds.
 fn one_too_many(bin: &Path, conf: &[u8]) -> Result<String> {
     use std::io::Write;
-    let mut child = plugin(bin, "ADD", "one-too-many")
+    let mut child = ipam_call(bin, "ADD", "one-too-many")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
@@ -165,7 +153,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut ours_kb = 0;
     for i in 0..5 {
         ours_kb =
-            ours_kb.max(peak_rss_kb(&mut plugin(&ours, "ADD", &format!("rss{i}")), &conf(&etcd, "rss", "node0"))?);
+            ours_kb.max(peak_rss_kb(&mut ipam_call(&ours, "ADD", &format!("rss{i}")), &conf(&etcd, "rss", "node0"))?);
     }
     let data = tempfile::tempdir()?;
     let ref_conf = serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "rss", "type": "macvlan",
@@ -173,7 +161,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut ref_kb = 0;
     if args.reference.exists() {
         for i in 0..5 {
-            ref_kb = ref_kb.max(peak_rss_kb(&mut plugin(&args.reference, "ADD", &format!("rss{i}")), &ref_conf)?);
+            ref_kb = ref_kb.max(peak_rss_kb(&mut ipam_call(&args.reference, "ADD", &format!("rss{i}")), &ref_conf)?);
         }
     }
 

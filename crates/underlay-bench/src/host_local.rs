@@ -2,7 +2,6 @@
 //! store, ours and the reference, each on its own store of the same shape.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use comfy_table::Table;
@@ -10,7 +9,7 @@ use serde_json::json;
 
 use std::time::Duration;
 
-use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
+use crate::measure::{ipam_call, mb, peak_rss_kb, percentiles, sibling, timed};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -32,17 +31,6 @@ fn conf(data: &Path) -> Vec<u8> {
     serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "bench", "type": "macvlan",
         "ipam": {"type": "host-local", "subnet": "10.128.0.0/16", "dataDir": data}}))
     .expect("serializes")
-}
-
-fn plugin(bin: &Path, command: &str, cid: &str) -> Command {
-    let mut c = Command::new(bin);
-    c.env_clear()
-        .env("CNI_COMMAND", command)
-        .env("CNI_CONTAINERID", cid)
-        .env("CNI_NETNS", "/run/netns/bench")
-        .env("CNI_IFNAME", "eth0")
-        .env("CNI_PATH", "/usr/lib/cni");
-    c
 }
 
 /// Writes `n` reservations in the reference's format, as if `n` containers held them.
@@ -70,20 +58,20 @@ fn measure(bin: &Path, size: usize, iterations: usize) -> Result<Row> {
     let conf = conf(data.path());
     // One warm-up cycle: our first call after the store was written behind its back
     // rebuilds the owner index, which is a one-off, not the steady state.
-    timed(&mut plugin(bin, "ADD", "warm"), &conf)?;
-    timed(&mut plugin(bin, "DEL", "warm"), &conf)?;
+    timed(&mut ipam_call(bin, "ADD", "warm"), &conf)?;
+    timed(&mut ipam_call(bin, "DEL", "warm"), &conf)?;
     let (mut add, mut del) = (Vec::new(), Vec::new());
     for i in 0..iterations {
         let cid = format!("bench{i}");
-        add.push(timed(&mut plugin(bin, "ADD", &cid), &conf).with_context(|| format!("{} ADD", bin.display()))?);
-        del.push(timed(&mut plugin(bin, "DEL", &cid), &conf).with_context(|| format!("{} DEL", bin.display()))?);
+        add.push(timed(&mut ipam_call(bin, "ADD", &cid), &conf).with_context(|| format!("{} ADD", bin.display()))?);
+        del.push(timed(&mut ipam_call(bin, "DEL", &cid), &conf).with_context(|| format!("{} DEL", bin.display()))?);
     }
     // Peak memory, measured apart from the timings (tracing slows a process down).
     let mut peak_kb = 0;
     for i in 0..5 {
         let cid = format!("rss{i}");
-        peak_kb = peak_kb.max(peak_rss_kb(&mut plugin(bin, "ADD", &cid), &conf)?);
-        peak_kb = peak_kb.max(peak_rss_kb(&mut plugin(bin, "DEL", &cid), &conf)?);
+        peak_kb = peak_kb.max(peak_rss_kb(&mut ipam_call(bin, "ADD", &cid), &conf)?);
+        peak_kb = peak_kb.max(peak_rss_kb(&mut ipam_call(bin, "DEL", &cid), &conf)?);
     }
     Ok(Row { add, del, peak_kb })
 }

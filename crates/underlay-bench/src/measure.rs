@@ -106,6 +106,18 @@ pub fn mb(kb: u64) -> String {
     format!("{:.1} MB", kb as f64 / 1024.0)
 }
 
+/// An IPAM plugin call as a runtime makes it (IPAM plugins do not enter the namespace).
+pub fn ipam_call(bin: &std::path::Path, command: &str, cid: &str) -> Command {
+    let mut c = Command::new(bin);
+    c.env_clear()
+        .env("CNI_COMMAND", command)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", "/proc/self/ns/net")
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", "/usr/lib/cni");
+    c
+}
+
 /// A binary built beside this one (`target/<triple>/release/<name>`).
 pub fn sibling(name: &str) -> std::path::PathBuf {
     std::env::current_exe()

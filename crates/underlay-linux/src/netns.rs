@@ -164,6 +164,26 @@ impl Netns {
         cmd
     }
 
+    /// Loads an nftables script here (`nft -f -`).
+    pub fn nft(&self, script: &str) -> Result<()> {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("run nft (install the nftables package)")?;
+        child.stdin.take().expect("piped").write_all(script.as_bytes()).context("write nft rules")?;
+        let out = child.wait_with_output().context("wait for nft")?;
+        if !out.status.success() {
+            return Err(Error::new("load nft rules", String::from_utf8_lossy(&out.stderr).trim().to_string()));
+        }
+        Ok(())
+    }
+
     /// Whether two handles name the same namespace.
     pub fn same_as(&self, other: &Netns) -> Result<bool> {
         let a = nix::sys::stat::fstat(&self.file)?;

@@ -408,25 +408,7 @@ impl World {
     }
 
     fn nft(&self, script: &str) -> Result<()> {
-        use std::io::Write;
-        let mut child = self
-            .switch
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("run nft (install the nftables package)")?;
-        child.stdin.take().expect("piped").write_all(script.as_bytes()).context("write nft rules")?;
-        let out = child.wait_with_output().context("wait for nft")?;
-        if !out.status.success() {
-            return Err(Error::new(
-                "load switch rules with nft",
-                String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            ));
-        }
-        Ok(())
+        self.switch.nft(script).context("load the switch's rules")
     }
 }
 

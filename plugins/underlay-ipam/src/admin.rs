@@ -44,11 +44,16 @@ impl Admin {
         Ok(nets)
     }
 
+    /// `network`, or every network in the store.
+    fn chosen(&mut self, network: Option<&str>) -> Result<Vec<String>, CniError> {
+        match network {
+            Some(n) => Ok(vec![n.to_string()]),
+            None => self.networks(),
+        }
+    }
+
     pub fn list(&mut self, network: Option<&str>) -> Result<Vec<Reservation>, CniError> {
-        let nets = match network {
-            Some(n) => vec![n.to_string()],
-            None => self.networks()?,
-        };
+        let nets = self.chosen(network)?;
         let mut out = Vec::new();
         for net in nets {
             let keys = Keys::new(&self.prefix, &net);
@@ -70,10 +75,7 @@ impl Admin {
     /// Frees every address `node` holds (in `network`, or in all), and its round-robin
     /// positions. Returns what was freed.
     pub fn release_node(&mut self, node: &str, network: Option<&str>) -> Result<Vec<Reservation>, CniError> {
-        let nets = match network {
-            Some(n) => vec![n.to_string()],
-            None => self.networks()?,
-        };
+        let nets = self.chosen(network)?;
         let mut freed = Vec::new();
         for net in nets {
             let keys = Keys::new(&self.prefix, &net);

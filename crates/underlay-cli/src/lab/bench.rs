@@ -291,22 +291,10 @@ impl Nat {
         let rules = format!(
             "table ip {NAT_TABLE} {{\n  chain post {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr 172.17.0.0/16 oifname \"enp0s3\" masquerade\n  }}\n}}\n"
         );
-        nft(&node, &rules)?;
+        node.nft(&rules)?;
         let b2 = made.pop().expect("two made");
         let b1 = made.pop().expect("two made");
-        let exe = std::env::current_exe()?;
-        let child = {
-            use std::os::unix::process::CommandExt;
-            b2.command(exe)
-                .args(["__lab-serve", "9090"])
-                .process_group(0)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()?
-        };
-        let server = lab.adopt(child.id())?;
-        serve::wait_listening(&b2, serve::SINK_PORT)?;
+        let server = super::build::start_server(lab, &b2, 9090)?;
         Ok(Nat { b1, b2_ip: "172.17.0.3".parse()?, server: Some(server) })
     }
 
@@ -322,23 +310,7 @@ impl Nat {
         if let Ok(mut nl) = node.netlink() {
             let _ = nl.delete_link_by_name("docker0");
         }
-        let _ = nft(node, &format!("table ip {NAT_TABLE} {{}}\ndelete table ip {NAT_TABLE}\n"));
+        let _ = node.nft(&format!("table ip {NAT_TABLE} {{}}\ndelete table ip {NAT_TABLE}\n"));
         let _ = node.set_sysctl("net/ipv4/ip_forward", "0");
     }
-}
-
-fn nft(ns: &Netns, script: &str) -> Result<()> {
-    use std::io::Write;
-    let mut child = ns
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("run nft (install the nftables package)")?;
-    child.stdin.take().context("nft stdin")?.write_all(script.as_bytes())?;
-    let out = child.wait_with_output()?;
-    anyhow::ensure!(out.status.success(), "nft: {}", String::from_utf8_lossy(&out.stderr).trim());
-    Ok(())
 }

@@ -102,7 +102,7 @@ fn populate(lab: &mut Lab, out: &Path) -> Result<()> {
 
 /// Starts `underlay __lab-serve PORT` in `ns`, in its own process group (Ctrl-C on the
 /// terminal is for the lab command, not its servers).
-fn start_server(lab: &mut Lab, ns: &Netns, port: u16) -> Result<()> {
+pub fn start_server(lab: &mut Lab, ns: &Netns, port: u16) -> Result<crate::model::Proc> {
     use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().context("find the underlay executable")?;
     let child = ns
@@ -114,8 +114,9 @@ fn start_server(lab: &mut Lab, ns: &Netns, port: u16) -> Result<()> {
         .stderr(Stdio::null())
         .spawn()
         .context("start a lab server")?;
-    lab.adopt(child.id())?;
-    serve::wait_listening(ns, port)
+    let server = lab.adopt(child.id())?;
+    serve::wait_listening(ns, port)?;
+    Ok(server)
 }
 
 /// The seed's JSON for node `i`: the seed gives every node the same range, which two
