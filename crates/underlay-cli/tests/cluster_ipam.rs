@@ -15,27 +15,21 @@ use underlay_linux::reach::tcp_reachable;
 use underlay_linux::world::WorldSpec;
 
 fn create(u: &Underlay, node: &str, endpoint: &str) {
-    u.run(&[
-        "network",
-        "create",
-        "--subnet",
-        "192.168.1.0/24",
-        "--gateway",
-        "192.168.1.1",
-        "--ip-range",
-        "192.168.1.128/28",
-        "--aux-address",
-        "printer=192.168.1.130",
-        "--ipam-driver",
-        "underlay-ipam",
-        "--ipam-opt",
-        &format!("endpoints={endpoint}"),
-        "--ipam-opt",
-        &format!("node={node}"),
-        "-o",
-        "parent=enp0s3",
+    u.lan(
         "lan",
-    ])
+        &[
+            "--ip-range",
+            "192.168.1.128/28",
+            "--aux-address",
+            "printer=192.168.1.130",
+            "--ipam-driver",
+            "underlay-ipam",
+            "--ipam-opt",
+            &format!("endpoints={endpoint}"),
+            "--ipam-opt",
+            &format!("node={node}"),
+        ],
+    )
     .ok();
 }
 

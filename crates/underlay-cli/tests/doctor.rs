@@ -47,20 +47,7 @@ fn ip(ns: &Netns, args: &[&str]) {
 }
 
 fn lan_with_endpoint(u: &Underlay) {
-    u.run(&[
-        "network",
-        "create",
-        "--subnet",
-        "192.168.1.0/24",
-        "--gateway",
-        "192.168.1.1",
-        "--ip-range",
-        "192.168.1.96/27",
-        "-o",
-        "parent=enp0s3",
-        "lan",
-    ])
-    .ok();
+    u.lan("lan", &["--ip-range", "192.168.1.96/27"]).ok();
     u.run(&[
         "run",
         "--network",

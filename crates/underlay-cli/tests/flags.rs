@@ -79,26 +79,20 @@ fn network_flags_shape_the_endpoints() {
     let w = world(WorldSpec::seed("cliflags").nodes(1).pods(0));
     let u = Underlay::on(&w.node(0).netns);
     // --ip-range, --aux-address, --mtu, --internal, -o macvlan_mode.
-    u.run(&[
-        "network",
-        "create",
-        "--subnet",
-        "192.168.1.0/24",
-        "--gateway",
-        "192.168.1.1",
-        "--ip-range",
-        "192.168.1.128/28",
-        "--aux-address",
-        "printer=192.168.1.128",
-        "--mtu",
-        "1400",
-        "--internal",
-        "-o",
-        "macvlan_mode=private",
-        "-o",
-        "parent=enp0s3",
+    u.lan(
         "narrow",
-    ])
+        &[
+            "--ip-range",
+            "192.168.1.128/28",
+            "--aux-address",
+            "printer=192.168.1.128",
+            "--mtu",
+            "1400",
+            "--internal",
+            "-o",
+            "macvlan_mode=private",
+        ],
+    )
     .ok();
     u.run(&["run", "--network", "narrow", "-d", "--name", "a", "--", "/bin/busybox", "sleep", "60"]).ok();
     let a = u.wait_running("a");
@@ -159,23 +153,7 @@ fn network_flags_shape_the_endpoints() {
 fn dual_stack_with_ipv6() {
     let w = world(WorldSpec::seed("cli6").nodes(1).pods(0));
     let u = Underlay::on(&w.node(0).netns);
-    u.run(&[
-        "network",
-        "create",
-        "--subnet",
-        "192.168.1.0/24",
-        "--gateway",
-        "192.168.1.1",
-        "--ipv6",
-        "--subnet",
-        "2001:db8:1::/64",
-        "--gateway",
-        "2001:db8:1::1",
-        "-o",
-        "parent=enp0s3",
-        "dual",
-    ])
-    .ok();
+    u.lan("dual", &["--ipv6", "--subnet", "2001:db8:1::/64", "--gateway", "2001:db8:1::1"]).ok();
     u.run(&[
         "run",
         "--network",

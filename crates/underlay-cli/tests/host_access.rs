@@ -54,20 +54,7 @@ fn host_access_reaches_endpoints_and_keeps_everything_else() {
     let w = world(WorldSpec::seed("hacc").nodes(1).pods(0));
     let node = &w.node(0).netns;
     let u = Underlay::on(node);
-    u.run(&[
-        "network",
-        "create",
-        "--subnet",
-        "192.168.1.0/24",
-        "--gateway",
-        "192.168.1.1",
-        "--ip-range",
-        "192.168.1.128/26",
-        "-o",
-        "parent=enp0s3",
-        "lan",
-    ])
-    .ok();
+    u.lan("lan", &["--ip-range", "192.168.1.128/26"]).ok();
     start(&u, "lan", "web", "192.168.1.130");
     assert!(!reaches(node, "192.168.1.130"), "host isolation before");
     let before = node_state(node);
@@ -124,20 +111,7 @@ fn a_shim_that_would_cut_the_host_off_is_rolled_back() {
     let w = world(WorldSpec::seed("haroll").nodes(1).pods(0).drop_unknown_macs(true));
     let node = &w.node(0).netns;
     let u = Underlay::on(node);
-    u.run(&[
-        "network",
-        "create",
-        "--subnet",
-        "192.168.1.0/24",
-        "--gateway",
-        "192.168.1.1",
-        "--ip-range",
-        "192.168.1.0/26",
-        "-o",
-        "parent=enp0s3",
-        "lan",
-    ])
-    .ok();
+    u.lan("lan", &["--ip-range", "192.168.1.0/26"]).ok();
     let before = node_state(node);
     let out = u.run(&["host-access", "enable", "lan"]);
     assert_eq!(out.code, 5, "{}", out.stderr);

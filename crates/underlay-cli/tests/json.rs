@@ -10,25 +10,19 @@ use underlay_linux::world::WorldSpec;
 fn json_output_is_stable() {
     let w = world(WorldSpec::seed("clijson").nodes(1).pods(0));
     let u = Underlay::on(&w.node(0).netns);
-    u.run(&[
-        "network",
-        "create",
-        "--subnet",
-        "192.168.1.0/24",
-        "--gateway",
-        "192.168.1.1",
-        "--ip-range",
-        "192.168.1.96/27",
-        "--aux-address",
-        "router2=192.168.1.97",
-        "--mtu",
-        "1450",
-        "-o",
-        "parent=enp0s3",
-        "-o",
-        "macvlan_mode=bridge",
+    u.lan(
         "my-macvlan-network",
-    ])
+        &[
+            "--ip-range",
+            "192.168.1.96/27",
+            "--aux-address",
+            "router2=192.168.1.97",
+            "--mtu",
+            "1450",
+            "-o",
+            "macvlan_mode=bridge",
+        ],
+    )
     .ok();
     u.run(&[
         "run",

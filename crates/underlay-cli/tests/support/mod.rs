@@ -67,23 +67,20 @@ impl<'w> Underlay<'w> {
         self.run(&["ps", "--format", "json"]).ok().json().as_array().unwrap().clone()
     }
 
+    /// `network create --subnet 192.168.1.0/24 --gateway 192.168.1.1 -o parent=enp0s3
+    /// EXTRA... NAME`: the seed's LAN, with whatever a test adds.
+    pub fn lan(&self, name: &str, extra: &[&str]) -> Ran {
+        let mut args =
+            vec!["network", "create", "--subnet", "192.168.1.0/24", "--gateway", "192.168.1.1", "-o", "parent=enp0s3"];
+        args.extend_from_slice(extra);
+        args.push(name);
+        self.run(&args)
+    }
+
     /// The seed's Docker example: `network create -d macvlan --subnet 192.168.1.0/24
     /// --gateway 192.168.1.1 -o parent=enp0s3 NAME`.
     pub fn seed_network(&self, name: &str) {
-        self.run(&[
-            "network",
-            "create",
-            "-d",
-            "macvlan",
-            "--subnet",
-            "192.168.1.0/24",
-            "--gateway",
-            "192.168.1.1",
-            "-o",
-            "parent=enp0s3",
-            name,
-        ])
-        .ok();
+        self.lan(name, &["-d", "macvlan"]).ok();
     }
 
     /// Reservation files in the IPAM store of `network`.
