@@ -18,6 +18,7 @@ use serde_json::json;
 use underlay_linux::world::{World, WorldSpec};
 use underlay_linux::{Netlink, Netns};
 
+use crate::floor::{process_add, process_delete};
 use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
 
 #[derive(clap::Args)]
@@ -39,16 +40,16 @@ pub struct Args {
     reference: PathBuf,
 }
 
-struct Impl {
-    name: &'static str,
+pub(crate) struct Impl {
+    pub(crate) name: &'static str,
     dir: tempfile::TempDir,
-    data: tempfile::TempDir,
-    add: Vec<Duration>,
-    del: Vec<Duration>,
+    pub(crate) data: tempfile::TempDir,
+    pub(crate) add: Vec<Duration>,
+    pub(crate) del: Vec<Duration>,
 }
 
 impl Impl {
-    fn new(name: &'static str, macvlan: &Path, host_local: &Path) -> Result<Impl> {
+    pub(crate) fn new(name: &'static str, macvlan: &Path, host_local: &Path) -> Result<Impl> {
         anyhow::ensure!(macvlan.exists(), "{} not found (cargo build --release; scripts/deps)", macvlan.display());
         let dir = tempfile::tempdir()?;
         std::os::unix::fs::symlink(macvlan, dir.path().join("macvlan"))?;
@@ -56,7 +57,7 @@ impl Impl {
         Ok(Impl { name, dir, data: tempfile::tempdir()?, add: vec![], del: vec![] })
     }
 
-    fn conf(&self) -> Vec<u8> {
+    pub(crate) fn conf(&self) -> Vec<u8> {
         serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "bench", "type": "macvlan", "master": "enp0s3",
             "mode": "bridge", "ipam": {"type": "host-local", "subnet": "10.77.0.0/16", "dataDir": self.data.path()}}))
         .expect("serializes")
@@ -65,7 +66,7 @@ impl Impl {
     /// The plugin as a runtime starts it. The benchmark's thread is already in the
     /// node's namespace, so the child inherits it without a pre-exec hook (which would
     /// force a slow fork of this whole process).
-    fn command(&self, verb: &str, cid: &str, pod: &Netns) -> Command {
+    pub(crate) fn command(&self, verb: &str, cid: &str, pod: &Netns) -> Command {
         let mut c = Command::new(self.dir.path().join("macvlan"));
         c.env_clear()
             .env("CNI_COMMAND", verb)
@@ -92,7 +93,7 @@ impl Impl {
         Ok(t)
     }
 
-    fn cycle(&mut self, i: usize, pod: &Netns, settle: Duration) -> Result<()> {
+    pub(crate) fn cycle(&mut self, i: usize, pod: &Netns, settle: Duration) -> Result<()> {
         let (conf, cid) = (self.conf(), format!("seq{i}"));
         self.add.push(timed(&mut self.command("ADD", &cid, pod), &conf).with_context(|| format!("{} ADD", self.name))?);
         std::thread::sleep(settle);
@@ -126,7 +127,7 @@ impl Impl {
         Ok((walls[0], walls[1]))
     }
 
-    fn peaks(&self, pod: &Netns) -> Result<(u64, u64)> {
+    pub(crate) fn peaks(&self, pod: &Netns) -> Result<(u64, u64)> {
         let (conf, mut add, mut del) = (self.conf(), 0, 0);
         for i in 0..3 {
             let cid = format!("rss{i}");
@@ -135,19 +136,6 @@ impl Impl {
         }
         Ok((add, del))
     }
-}
-
-/// The smallest process that does what DEL must: enter the namespace, find the link,
-/// delete it.
-pub fn delete_link(netns: &Path, ifname: &str) -> Result<()> {
-    let pod = Netns::open(netns)?;
-    let mut nl = {
-        let _in = pod.enter()?;
-        Netlink::new()?
-    };
-    let link = nl.link(ifname)?;
-    nl.delete_link(link.index)?;
-    Ok(())
 }
 
 /// The kernel's own deletion time: one netlink request from this process, whose
@@ -163,19 +151,11 @@ fn kernel_delete(pod: &Netns) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
-/// The same deletion done by the smallest process that can do it (`delete-link`): what
-/// any exec'd plugin pays at least.
-fn process_delete(pod: &Netns) -> Result<Duration> {
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.arg("delete-link").arg(pod.path()).arg("eth0");
-    timed(&mut cmd, b"")
-}
-
-fn ms(d: f64) -> String {
+pub(crate) fn ms(d: f64) -> String {
     format!("{d:.2} ms")
 }
 
-fn ratio(a: f64, b: f64) -> String {
+pub(crate) fn ratio(a: f64, b: f64) -> String {
     format!("{:.2}x", a / b)
 }
 
@@ -187,10 +167,14 @@ pub fn run(args: Args) -> Result<()> {
     let node = &world.node(0).netns;
     let _in_node = node.enter()?;
     let settle = Duration::from_millis(args.settle_ms);
-    let (mut kernel, mut process) = (Vec::new(), Vec::new());
-    eprintln!("{} interleaved cycles (kernel, smallest process, ours, reference) ...", args.iterations);
+    let (mut kernel, mut process, mut process_adds) = (Vec::new(), Vec::new(), Vec::new());
+    eprintln!("{} interleaved cycles (kernel, smallest processes, ours, reference) ...", args.iterations);
+    let floor_address: ipnet::IpNet = "10.77.255.1/16".parse()?;
     for i in 0..args.iterations {
         let pod = &world.pods[i % world.pods.len()];
+        process_adds.push(process_add(pod, "enp0s3", floor_address)?);
+        std::thread::sleep(settle);
+        kernel_delete(pod)?;
         kernel.push(ours.floor(&format!("kernel{i}"), pod, settle, kernel_delete)?);
         process.push(ours.floor(&format!("process{i}"), pod, settle, process_delete)?);
         // Alternate who goes first, so neither always follows the other.
@@ -213,6 +197,7 @@ pub fn run(args: Args) -> Result<()> {
     let p = percentiles;
     let (oa, ra, od, rd, kd) = (p(&ours.add), p(&reference.add), p(&ours.del), p(&reference.del), p(&kernel));
     let pd = p(&process);
+    let pa = p(&process_adds);
     let first = |v: &[(Duration, Duration)]| p(&v.iter().map(|x| x.0).collect::<Vec<_>>()).0;
     let second = |v: &[(Duration, Duration)]| p(&v.iter().map(|x| x.1).collect::<Vec<_>>()).0;
     let (oca, rca, ocd, rcd) = (first(&bursts_ours), first(&bursts_ref), second(&bursts_ours), second(&bursts_ref));
@@ -223,6 +208,7 @@ pub fn run(args: Args) -> Result<()> {
     t.add_row(["ADD p99", &ms(oa.1), &ms(ra.1), &ratio(oa.1, ra.1)]);
     t.add_row(["DEL p50", &ms(od.0), &ms(rd.0), &ratio(od.0, rd.0)]);
     t.add_row(["DEL p99", &ms(od.1), &ms(rd.1), &ratio(od.1, rd.1)]);
+    t.add_row(["ADD p50 / the smallest process making the same kernel calls", &ratio(oa.0, pa.0), &ratio(ra.0, pa.0), "-"]);
     t.add_row(["DEL p50 above the kernel's own deletion", &ms(od.0 - kd.0), &ms(rd.0 - kd.0), "-"]);
     t.add_row(["DEL p50 above the smallest deleting process", &ms(od.0 - pd.0), &ms(rd.0 - pd.0), "-"]);
     t.add_row([&format!("{n} ADDs at once, wall (median of {})", args.rounds), &ms(oca), &ms(rca), &ratio(oca, rca)]);
@@ -236,5 +222,10 @@ pub fn run(args: Args) -> Result<()> {
     println!("{t}");
     println!("kernel's own deletion of the link our ADD makes: p50 {} p99 {}", ms(kd.0), ms(kd.1));
     println!("the same, by the smallest process that can do it: p50 {} p99 {}", ms(pd.0), ms(pd.1));
+    println!(
+        "the smallest process making ADD's kernel calls (create in the pod, address, up): p50 {} p99 {}",
+        ms(pa.0),
+        ms(pa.1)
+    );
     Ok(())
 }

@@ -2,9 +2,11 @@
 //! same run, and prints latencies, ratios and peak memory. A command, not a test.
 
 mod etcd_ipam;
+mod floor;
 mod host_local;
 mod macvlan;
 mod measure;
+mod scale;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,8 @@ enum Bench {
     HostLocal(host_local::Args),
     /// macvlan ADD/DEL latency, concurrent ADDs, and the kernel's deletion floor.
     Macvlan(macvlan::Args),
+    /// macvlan ADD/DEL latency with 0, 250 and 1,000 live endpoints on one parent.
+    Scale(scale::Args),
     /// underlay-ipam on etcd: allocations per second for 1 and 10 nodes against the
     /// cluster's raw transaction rate.
     EtcdIpam(etcd_ipam::Args),
@@ -28,6 +32,10 @@ enum Bench {
     /// can do what DEL must, for the macvlan benchmark's floor.
     #[command(hide = true)]
     DeleteLink { netns: std::path::PathBuf, ifname: String },
+    /// (Internal) make a macvlan in a namespace the way ADD does and exit: the floor
+    /// under ADD.
+    #[command(hide = true)]
+    AddLink { netns: std::path::PathBuf, master: String, ifname: String, address: ipnet::IpNet },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +43,8 @@ fn main() -> anyhow::Result<()> {
         Bench::HostLocal(args) => host_local::run(args),
         Bench::Macvlan(args) => macvlan::run(args),
         Bench::EtcdIpam(args) => etcd_ipam::run(args),
-        Bench::DeleteLink { netns, ifname } => macvlan::delete_link(&netns, &ifname),
+        Bench::Scale(args) => scale::run(args),
+        Bench::DeleteLink { netns, ifname } => floor::delete_link(&netns, &ifname),
+        Bench::AddLink { netns, master, ifname, address } => floor::add_link(&netns, &master, &ifname, address),
     }
 }

@@ -1,0 +1,57 @@
+//! The floors under a plugin call: the smallest processes that make the same kernel
+//! calls as our ADD and our DEL, and nothing else (no config, no IPAM, no result).
+//! Whatever a plugin costs above these is its own overhead.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Result;
+use ipnet::IpNet;
+use underlay_linux::addr::AddressOptions;
+use underlay_linux::{MacvlanMode, MacvlanSpec, Netlink, Netns, sysctl};
+
+use crate::measure::timed;
+
+/// What ADD does in the kernel: a macvlan on `master` made directly in the pod's
+/// namespace, read back, announcements switched on, the address added, the link up.
+pub fn add_link(netns: &Path, master: &str, ifname: &str, address: IpNet) -> Result<()> {
+    let pod = Netns::open(netns)?;
+    let mut node = Netlink::new()?;
+    let parent = node.link(master)?;
+    node.create_macvlan(&MacvlanSpec { netns: Some(pod.fd()), ..MacvlanSpec::new(ifname, parent.index, MacvlanMode::Bridge) })?;
+    let _in = pod.enter()?;
+    let mut nl = Netlink::new()?;
+    let link = nl.link(ifname)?;
+    sysctl::write(&format!("net/ipv4/conf/{ifname}/arp_notify"), "1")?;
+    nl.add_address(link.index, address, AddressOptions::default())?;
+    nl.set_up(link.index, true)?;
+    Ok(())
+}
+
+/// What DEL does in the kernel: enter the namespace, find the link, delete it.
+pub fn delete_link(netns: &Path, ifname: &str) -> Result<()> {
+    let pod = Netns::open(netns)?;
+    let mut nl = {
+        let _in = pod.enter()?;
+        Netlink::new()?
+    };
+    let link = nl.link(ifname)?;
+    nl.delete_link(link.index)?;
+    Ok(())
+}
+
+/// `add_link` run as its own process, timed from spawn to exit: what any exec'd plugin
+/// pays at least for ADD.
+pub fn process_add(pod: &Netns, master: &str, address: IpNet) -> Result<Duration> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("add-link").arg(pod.path()).arg(master).arg("eth0").arg(address.to_string());
+    timed(&mut cmd, b"")
+}
+
+/// `delete_link` run as its own process: what any exec'd plugin pays at least for DEL.
+pub fn process_delete(pod: &Netns) -> Result<Duration> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("delete-link").arg(pod.path()).arg("eth0");
+    timed(&mut cmd, b"")
+}
