@@ -25,6 +25,7 @@ use underlay::ipam::store::Store;
 
 use crate::conf::IpamConf;
 use crate::etcd::{Etcd, Kv};
+use crate::guard;
 
 /// Addresses read per window while looking for a free one.
 const WINDOW: u128 = 128;
@@ -142,6 +143,10 @@ pub struct EtcdStore<'c> {
     jumped: bool,
     /// No more jumps (the retry after a false "exhausted").
     steady: bool,
+    /// A claim found the owner holding addresses this call did not read (another ADD
+    /// of the same container committed meanwhile): the call starts over from a fresh
+    /// read, and what this call claimed stays (the fresh read finds it).
+    conflict: bool,
 }
 
 /// The store as one ADD sees it: what the caller holds and this node's positions (one
@@ -167,7 +172,7 @@ impl<'c> EtcdStore<'c> {
     pub fn open(conf: &'c IpamConf) -> Result<EtcdStore<'c>, CniError> {
         let etcd = Etcd::connect(&conf.etcd)?;
         let keys = Keys::new(conf.etcd.prefix(), &conf.ranges.network);
-        Ok(EtcdStore { etcd, conf, keys, view: None, jump: None, jumped: false, steady: false })
+        Ok(EtcdStore { etcd, conf, keys, view: None, jump: None, jumped: false, steady: false, conflict: false })
     }
 
     /// Whether candidates were passed over by a jump; from now on none are.
@@ -175,6 +180,16 @@ impl<'c> EtcdStore<'c> {
         let jumped = self.jumped;
         (self.steady, self.jump, self.jumped) = (true, None, false);
         jumped
+    }
+
+    /// Whether the last allocation lost to another ADD of the same container; the
+    /// next one starts from a fresh read of the store.
+    pub fn take_conflict(&mut self) -> bool {
+        let conflict = self.conflict;
+        if conflict {
+            (self.conflict, self.view, self.jump, self.jumped) = (false, None, None, false);
+        }
+        conflict
     }
 
     /// A random usable address of `ip`'s range set, to jump to.
@@ -296,12 +311,33 @@ impl<'c> EtcdStore<'c> {
         if let Some(set) = set {
             ops.push(TxnOp::put(self.keys.last(node, set), ip.to_string(), None));
         }
-        let txn = Txn::new().when([Compare::version(key.clone(), CompareOp::Equal, 0)]).and_then(ops);
+        let mut when = vec![Compare::version(key.clone(), CompareOp::Equal, 0)];
+        let mine = self.keys.owned_by(node, owner);
+        let known: Vec<String> = match (&self.view, set) {
+            (Some(v), Some(_)) => v.owned.iter().map(|ip| self.keys.owner(node, owner, *ip)).collect(),
+            _ => Vec::new(),
+        };
+        if set.is_some() {
+            when.extend(guard::only(&mine, &known));
+        }
+        let txn = Txn::new().when(when).and_then(ops);
         if self.etcd.txn(&format!("reserve {ip}"), txn)? {
             return Ok(true);
         }
-        // Lost — or won by a try whose answer was lost and then retried.
-        Ok(self.etcd.get(&key)?.and_then(|kv| serde_json::from_slice::<Record>(&kv.value).ok()) == Some(record))
+        // Lost — or won by a try whose answer was lost and then retried — or the owner
+        // got an address from another call meanwhile.
+        let read = self.etcd.read(&format!("re-read after reserving {ip}"), &[(key, false), (mine, true)])?;
+        if read[0].first().and_then(|kv| serde_json::from_slice::<Record>(&kv.value).ok()) == Some(record) {
+            return Ok(true);
+        }
+        if set.is_some() && read[1].iter().any(|kv| !known.contains(&kv.key)) {
+            self.conflict = true;
+            return Err(CniError::try_again(format!(
+                "container {} interface {} got an address from another call while this one allocated",
+                owner.container_id, owner.ifname
+            )));
+        }
+        Ok(false)
     }
 
     /// Frees `ip` if its record is still the one read (a concurrent change wins).
@@ -374,6 +410,11 @@ impl Store for EtcdStore<'_> {
     }
 
     fn remove(&mut self, ip: IpAddr) -> Result<(), CniError> {
+        // Undoing a call that lost to another ADD of the same owner: what it claimed is
+        // the owner's all the same, and the fresh read after the conflict returns it.
+        if self.conflict {
+            return Ok(());
+        }
         self.view = None;
         let key = self.keys.ip(ip);
         if let Some(kv) = self.etcd.get(&key)? {
