@@ -170,7 +170,8 @@ impl View {
 
 impl<'c> EtcdStore<'c> {
     pub fn open(conf: &'c IpamConf) -> Result<EtcdStore<'c>, CniError> {
-        let etcd = Etcd::connect(&conf.etcd)?;
+        // One deadline for the whole CNI call: every request gets what is left of it.
+        let etcd = Etcd::connect_by(&conf.etcd, std::time::Instant::now() + conf.etcd.timeout())?;
         let keys = Keys::new(conf.etcd.prefix(), &conf.ranges.network);
         Ok(EtcdStore { etcd, conf, keys, view: None, jump: None, jumped: false, steady: false, conflict: false })
     }
