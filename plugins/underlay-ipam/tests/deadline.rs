@@ -77,30 +77,54 @@ fn no_add_outlasts_timeout_ms_while_the_leader_is_stopped() {
     );
 }
 
-/// A namespace whose resolver (its own resolv.conf, as `ip netns exec` mounts it)
-/// swallows every query; removed on drop.
+/// A namespace whose resolver swallows every query (a UDP socket on 127.0.0.1:53
+/// that never answers); removed on drop.
 struct MuteResolver {
     name: String,
-    _sink: UdpSocket,
+    ns: Option<Netns>,
+    _sink: Option<UdpSocket>,
+    dir: tempfile::TempDir,
 }
 
 impl MuteResolver {
     fn new() -> MuteResolver {
         let name = format!("ipam-dns-{}", std::process::id());
-        let ns = Netns::create(&name).unwrap();
-        let etc = format!("/etc/netns/{name}");
-        std::fs::create_dir_all(&etc).unwrap();
-        std::fs::write(format!("{etc}/resolv.conf"), "nameserver 127.0.0.1\noptions timeout:4 attempts:2\n").unwrap();
-        assert!(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]).status().unwrap().success());
-        let sink = ns.run(|| UdpSocket::bind("127.0.0.1:53")).unwrap().unwrap();
-        MuteResolver { name, _sink: sink }
+        let mut mute = MuteResolver { name, ns: None, _sink: None, dir: tempfile::tempdir().unwrap() };
+        mute.ns = Some(Netns::create(&mute.name).unwrap());
+        let resolv = mute.dir.path().join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 127.0.0.1\noptions timeout:4 attempts:2\n").unwrap();
+        assert!(Command::new("ip").args(["-n", &mute.name, "link", "set", "lo", "up"]).status().unwrap().success());
+        let ns = mute.ns.as_ref().unwrap();
+        mute._sink = Some(ns.run(|| UdpSocket::bind("127.0.0.1:53")).unwrap().unwrap());
+        mute
+    }
+
+    /// The plugin in the namespace, with this resolv.conf over /etc/resolv.conf in a
+    /// mount namespace of its own.
+    fn command(&self) -> Command {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.ns.as_ref().unwrap().command(bin());
+        let resolv = std::ffi::CString::new(self.dir.path().join("resolv.conf").as_os_str().as_bytes()).unwrap();
+        // SAFETY: only unshare(2) and mount(2), async-signal-safe, run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                use nix::mount::{MsFlags, mount};
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+                mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
+                mount(Some(resolv.as_c_str()), "/etc/resolv.conf", None::<&str>, MsFlags::MS_BIND, None::<&str>)?;
+                Ok(())
+            });
+        }
+        cmd
     }
 }
 
 impl Drop for MuteResolver {
     fn drop(&mut self) {
-        let _ = Netns::delete(&self.name);
-        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
+        if self.ns.take().is_some() {
+            let _ = Netns::delete(&self.name);
+        }
     }
 }
 
@@ -109,9 +133,7 @@ fn a_host_name_that_never_resolves_answers_within_timeout_ms() {
     let mute = MuteResolver::new();
     let etcd = json!({"endpoints": ["http://etcd.ipam-test.invalid:2379"], "timeoutMs": 1000});
     let raw = conf("dns", &etcd, "n1", json!({"subnet": "10.34.0.0/24"}));
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &mute.name, bin()]);
-    let (out, took) = timed(|| call_with(cmd, "ADD", "c1", "", &raw));
+    let (out, took) = timed(|| call_with(mute.command(), "ADD", "c1", "", &raw));
     assert_eq!(out.code(), 11, "{}", out.json);
     assert!(took <= Duration::from_millis(1000) + MARGIN, "took {} ms with timeoutMs 1000", took.as_millis());
 }
