@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod conf;
 pub mod etcd;
 mod guard;
+mod keys;
 pub mod store;
 
 use std::net::IpAddr;
