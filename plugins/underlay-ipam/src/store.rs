@@ -75,6 +75,8 @@ pub struct EtcdStore<'c> {
 struct View {
     owner: Attachment,
     owned: Vec<IpAddr>,
+    /// The owner keys as read, unreadable ones too: a claim's guard expects them all.
+    owner_keys: Vec<String>,
     lasts: HashMap<usize, IpAddr>,
     /// Windows read: (first, last) address numbers, with the family of their addresses.
     windows: Vec<(u128, u128, bool)>,
@@ -143,6 +145,7 @@ impl<'c> EtcdStore<'c> {
             self.view = Some(View {
                 owner: owner.clone(),
                 owned: read[0].iter().filter_map(|kv| tail(kv, &mine)?.parse().ok()).collect(),
+                owner_keys: read[0].iter().map(|kv| kv.key.clone()).collect(),
                 lasts: read[1].iter().filter_map(last).collect(),
                 windows: Vec::new(),
                 taken: HashSet::new(),
@@ -234,10 +237,7 @@ impl<'c> EtcdStore<'c> {
         }
         let mut when = vec![Compare::version(key.clone(), CompareOp::Equal, 0)];
         let mine = self.keys.owned_by(node, owner);
-        let known: Vec<String> = match (&self.view, set) {
-            (Some(v), Some(_)) => v.owned.iter().map(|ip| self.keys.owner(node, owner, *ip)).collect(),
-            _ => Vec::new(),
-        };
+        let known = self.view.as_ref().filter(|_| set.is_some()).map(|v| v.owner_keys.clone()).unwrap_or_default();
         if set.is_some() {
             when.extend(guard::only(&mine, &known));
         }
@@ -245,8 +245,7 @@ impl<'c> EtcdStore<'c> {
         if self.etcd.txn(&format!("reserve {ip}"), txn)? {
             return Ok(true);
         }
-        // Lost — or won by a try whose answer was lost and then retried — or the owner
-        // got an address from another call meanwhile.
+        // Lost, or won by a try whose answer was lost, or the owner gained an address.
         let read = self.etcd.read(&format!("re-read after reserving {ip}"), &[(key, false), (mine, true)])?;
         if read[0].first().and_then(|kv| serde_json::from_slice::<Record>(&kv.value).ok()) == Some(record) {
             return Ok(true);
@@ -285,6 +284,7 @@ impl Store for EtcdStore<'_> {
             return Ok(false);
         }
         let won = self.claim(ip, owner, Some(set))?;
+        let owner_key = self.keys.owner(&self.conf.node, owner, ip);
         if !won && !self.steady {
             self.jump = self.jump_target(ip);
         }
@@ -292,6 +292,7 @@ impl Store for EtcdStore<'_> {
         view.taken.insert(ip);
         if won {
             view.owned.push(ip);
+            view.owner_keys.push(owner_key);
             view.lasts.insert(set, ip);
         }
         Ok(won)
@@ -331,8 +332,7 @@ impl Store for EtcdStore<'_> {
     }
 
     fn remove(&mut self, ip: IpAddr) -> Result<(), CniError> {
-        // Undoing a call that lost to another ADD of the same owner: what it claimed is
-        // the owner's all the same, and the fresh read after the conflict returns it.
+        // Undoing an ADD that lost to another of the same owner: what it claimed stays.
         if self.conflict {
             return Ok(());
         }

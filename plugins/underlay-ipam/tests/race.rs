@@ -71,3 +71,19 @@ fn dual_stack_a_claim_landing_mid_retry_leaves_one_address_per_family() {
     let other = answered(&call("ADD", "c2", "", &raw));
     assert!(other.iter().all(|ip| !retry.contains(ip)), "{other:?} vs {retry:?}");
 }
+
+#[test]
+fn an_unreadable_key_under_the_owner_prefix_does_not_block_the_owner() {
+    use etcd_client::{Txn, TxnOp};
+    let cluster = Cluster::start(1).unwrap();
+    let etcd = cluster.etcd_conf();
+    let raw = conf("junk", &etcd, "n1", json!({"subnet": "10.37.0.0/24"}));
+    let junk = "/underlay/ipam/junk/owner/n1/c1/eth0/not-an-address";
+    support::etcd(&etcd).txn("plant", Txn::new().and_then([TxnOp::put(junk, "", None)])).unwrap();
+    let out = call("ADD", "c1", "", &raw);
+    assert!(out.ok, "{}", out.json);
+    // (The junk key is no owner record; `records` would refuse it.)
+    let held = support::etcd(&etcd).list("/underlay/ipam/junk/ip4/", true).unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(answered(&call("ADD", "c1", "", &raw)), answered(&out), "and ADD stays idempotent");
+}
