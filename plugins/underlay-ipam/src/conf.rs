@@ -127,7 +127,11 @@ impl EtcdConf {
         for e in &self.endpoints {
             let rest = e.strip_prefix("http://").or_else(|| e.strip_prefix("https://"));
             match rest {
-                Some(hostport) if !hostport.is_empty() && !hostport.contains('/') => {}
+                Some(hostport) if !hostport.is_empty() && !hostport.contains('/') => {
+                    if let Err(why) = check_host_port(hostport) {
+                        return bad("endpoints", format!("\"{e}\": {why}"));
+                    }
+                }
                 _ => {
                     return bad(
                         "endpoints",
@@ -173,11 +177,59 @@ impl EtcdConf {
     pub fn password(&self) -> Result<Option<String>, CniError> {
         match (&self.password, &self.password_file) {
             (Some(p), _) => Ok(Some(p.clone())),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-                .map_err(|e| CniError::config(format!("ipam.etcd.passwordFile: cannot read {}: {e}", f.display()))),
+            (None, Some(f)) => {
+                warn_if_world_readable(f);
+                std::fs::read_to_string(f)
+                    .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+                    .map_err(|e| CniError::config(format!("ipam.etcd.passwordFile: cannot read {}: {e}", f.display())))
+            }
             (None, None) => Ok(None),
         }
+    }
+}
+
+/// A secret every user can read is no secret: say so (stderr reaches the runtime's
+/// log; the call goes on, as etcdctl's would).
+fn warn_if_world_readable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o004 != 0
+    {
+        eprintln!(
+            "underlay-ipam: warning: ipam.etcd.passwordFile {} is readable by every user (mode {:o}); chmod o-r it",
+            path.display(),
+            meta.permissions().mode() & 0o7777
+        );
+    }
+}
+
+/// The `HOST[:PORT]` of an endpoint URL: a port, when given, is 1-65535, and an IPv6
+/// host is in brackets. Caught here, a typo is a config error now rather than "cannot
+/// reach etcd" once the timeout has passed.
+fn check_host_port(hostport: &str) -> Result<(), String> {
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => {
+            let (addr, rest) = v6.split_once(']').ok_or("the IPv6 host has no closing ]")?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(format!("[{addr}] is not an IPv6 address"));
+            }
+            match rest {
+                "" => return Ok(()),
+                r => ("[v6]", r.strip_prefix(':').ok_or(format!("\"{r}\" after the IPv6 host is not :PORT"))?),
+            }
+        }
+        None => match hostport.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => return Err("an IPv6 host must be in brackets: [ADDRESS]:PORT".into()),
+            Some((h, p)) => (h, p),
+            None => return Ok(()),
+        },
+    };
+    if host.is_empty() {
+        return Err("the host is empty".into());
+    }
+    match port.parse::<u16>() {
+        Ok(1..) => Ok(()),
+        _ => Err(format!("port \"{port}\" is not a number from 1 to 65535")),
     }
 }
 
@@ -220,9 +272,19 @@ mod tests {
             (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://e:2379"], "prefix": "x"}}), "\"x\""),
             (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://e:2379"], "timeoutMs": 5}}), "timeoutMs"),
             (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://e:2379"], "tls": true}}), "tls"),
+            (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://e:abc"]}}), "\"abc\""),
+            (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://e:99999"]}}), "\"99999\""),
+            (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://e:0"]}}), "\"0\""),
+            (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://e:"]}}), "http://e:"),
+            (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://[::1]:x"]}}), "\"x\""),
+            (json!({"subnet": "10.9.0.0/24", "etcd": {"endpoints": ["http://::1:2379"]}}), "brackets"),
             (json!({"subnet": "10.9.0.0/24", "exclude": ["10.9.0.x"], "etcd": ok_etcd}), "10.9.0.x"),
             (json!({"subnet": "10.9.0.0/24", "node": "a/b", "etcd": ok_etcd}), "a/b"),
         ];
+        for good in ["http://e", "http://e:2379", "http://[::1]:2379", "http://[fd00::5]", "https://10.0.0.5:65535"] {
+            let etcd = json!({"endpoints": [good], "caFile": "/ca.pem"});
+            assert!(parse(json!({"subnet": "10.9.0.0/24", "etcd": etcd})).is_ok(), "{good}");
+        }
         for (ipam, needle) in cases {
             let e = parse(ipam.clone()).unwrap_err();
             assert_eq!(e.code, 7, "{ipam}: {e}");

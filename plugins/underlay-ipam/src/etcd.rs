@@ -1,6 +1,7 @@
 //! A blocking face on etcd-client: one current-thread runtime per process (a plugin
-//! call is a short sequence of requests), every request bounded by the configured
-//! timeout, and errors as CNI errors — code 11 ("try again later") whenever the store
+//! call is a short sequence of requests), the whole call — connecting, name resolution
+//! and every request — bounded by one deadline, `timeoutMs` after connecting starts,
+//! each request given what is left; and errors as CNI errors — code 11 ("try again later") whenever the store
 //! cannot answer now, so a runtime retries instead of giving up.
 
 use std::future::Future;
@@ -24,7 +25,13 @@ pub struct Kv {
 }
 
 pub struct Etcd {
-    rt: Runtime,
+    /// Always `Some` until dropped (then shut down without waiting for blocking work).
+    rt: Option<Runtime>,
+    /// When the whole call must have answered.
+    deadline: Instant,
+    /// Each request gets the whole timeout again (an operator's long walk over the
+    /// store, not a CNI call).
+    per_request: bool,
     client: Client,
     timeout: Duration,
     endpoints: String,
@@ -74,14 +81,24 @@ fn classify(endpoints: &str, what: &str, e: etcd_client::Error) -> CniError {
 }
 
 impl Etcd {
+    /// Connects for a long-lived user (an operator's command, a benchmark):
+    /// `timeoutMs` bounds each request, not all of them.
     pub fn connect(conf: &EtcdConf) -> Result<Etcd, CniError> {
+        let mut etcd = Etcd::connect_by(conf, Instant::now() + conf.timeout())?;
+        etcd.per_request = true;
+        Ok(etcd)
+    }
+
+    /// Connects, and makes every later request of this client answer by `deadline`.
+    pub fn connect_by(conf: &EtcdConf, deadline: Instant) -> Result<Etcd, CniError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| CniError::io(format!("start the etcd client: {e}")))?;
         let timeout = conf.timeout();
+        let left = deadline.saturating_duration_since(Instant::now());
         let mut opts = ConnectOptions::new()
-            .with_connect_timeout(timeout)
+            .with_connect_timeout(left)
             .with_timeout(ATTEMPT.min(timeout))
             // Without a leader a member cannot answer; fail at once instead of waiting.
             .with_require_leader(true);
@@ -100,16 +117,24 @@ impl Etcd {
         }
         let endpoints = conf.endpoints.join(",");
         let connecting = Client::connect(&conf.endpoints, Some(opts));
-        let client = match rt.block_on(async { tokio::time::timeout(timeout, connecting).await }) {
-            Ok(r) => r.map_err(|e| classify(&endpoints, "connect", e))?,
+        // A runtime dropped while resolving a name waits for the resolver thread:
+        // shut it down without waiting, so a slow resolver cannot outlast the deadline.
+        let give_up = |rt: Runtime| rt.shutdown_background();
+        let client = match rt.block_on(async { tokio::time::timeout(left, connecting).await }) {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                give_up(rt);
+                return Err(classify(&endpoints, "connect", e));
+            }
             Err(_) => {
+                give_up(rt);
                 return Err(CniError::try_again(format!(
                     "cannot reach etcd at {endpoints} within {} ms",
                     timeout.as_millis()
                 )));
             }
         };
-        Ok(Etcd { rt, client, timeout, endpoints })
+        Ok(Etcd { rt: Some(rt), deadline, per_request: false, client, timeout, endpoints })
     }
 
     /// Runs one request, made afresh by `attempt` each try: what fails for now (no
@@ -121,7 +146,7 @@ impl Etcd {
     where
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = if self.per_request { Instant::now() + self.timeout } else { self.deadline };
         let mut pause = Duration::from_millis(5);
         let mut last = None;
         loop {
@@ -129,7 +154,7 @@ impl Etcd {
             if left.is_zero() {
                 return Err(last.unwrap_or_else(|| {
                     CniError::try_again(format!(
-                        "etcd at {} did not {what} within {} ms (has it lost its quorum?)",
+                        "etcd at {} did not {what} before the call's deadline, timeoutMs {} (has it lost its quorum?)",
                         self.endpoints,
                         self.timeout.as_millis()
                     ))
@@ -137,11 +162,12 @@ impl Etcd {
             }
             let fut = attempt(self.client.clone());
             // The timer must be made inside the runtime.
-            let err = match self.rt.block_on(async { tokio::time::timeout(left.min(ATTEMPT), fut).await }) {
+            let rt = self.rt.as_ref().expect("a runtime until dropped");
+            let err = match rt.block_on(async { tokio::time::timeout(left.min(ATTEMPT), fut).await }) {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => classify(&self.endpoints, what, e),
                 Err(_) => CniError::try_again(format!(
-                    "etcd at {} did not {what} within {} ms (has it lost its quorum?)",
+                    "etcd at {} did not {what} before the call's deadline, timeoutMs {} (has it lost its quorum?)",
                     self.endpoints,
                     self.timeout.as_millis()
                 )),
@@ -221,6 +247,14 @@ impl Etcd {
             async move { c.txn(t).await }
         })?;
         Ok(resp.succeeded())
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

@@ -8,6 +8,8 @@ pub mod admin;
 pub mod cluster;
 pub mod conf;
 pub mod etcd;
+mod guard;
+mod keys;
 pub mod store;
 
 use std::net::IpAddr;
@@ -33,14 +35,7 @@ impl Plugin for UnderlayIpam {
     fn add(&self, call: &Call) -> Result<CniResult, CniError> {
         let conf = conf(call)?;
         let mut store = EtcdStore::open(&conf)?;
-        match host_local::add_in(&mut store, &conf.ranges, &owner(call)) {
-            // Jumps past contended stretches may have passed over the last free
-            // addresses: look again, every candidate in order.
-            Err(e) if e.code == code::POOL_EXHAUSTED && store.stop_jumping() => {
-                host_local::add_in(&mut store, &conf.ranges, &owner(call))
-            }
-            other => other,
-        }
+        add_in(&mut store, &conf, &owner(call))
     }
 
     fn del(&self, call: &Call) -> Result<(), CniError> {
@@ -79,6 +74,31 @@ impl Plugin for UnderlayIpam {
         let valid = call.conf.valid_attachments()?;
         let mut store = EtcdStore::open(&conf)?;
         host_local::gc_in(&mut store, &valid).map(drop)
+    }
+}
+
+/// How many times an ADD starts over after losing to another ADD of the same owner
+/// (each loss means that owner gained an address, so this is never reached in practice).
+const CONFLICTS: usize = 8;
+
+/// ADD on an open store: host-local's allocation, started over from a fresh read when
+/// another call for the same owner claimed meanwhile — the fresh read then returns
+/// what the owner holds, so one owner never ends up with two addresses in a set.
+pub fn add_in(store: &mut EtcdStore, conf: &IpamConf, owner: &Attachment) -> Result<CniResult, CniError> {
+    let mut conflicts = 0;
+    loop {
+        let outcome = match host_local::add_in(store, &conf.ranges, owner) {
+            // Jumps past contended stretches may have passed over the last free
+            // addresses: look again, every candidate in order.
+            Err(e) if e.code == code::POOL_EXHAUSTED && store.stop_jumping() => {
+                host_local::add_in(store, &conf.ranges, owner)
+            }
+            other => other,
+        };
+        match outcome {
+            Err(_) if store.take_conflict() && conflicts < CONFLICTS => conflicts += 1,
+            other => return other,
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reservations in etcd, behind the same `Store` the host-local allocator uses. One
 //! address is one transaction: it writes the address record and the owner record
-//! together, and only if nobody holds the address — no lock, no leader election. A
-//! lost race moves on to the next candidate.
+//! together, only if nobody holds the address and the owner holds nothing this call
+//! did not read (`guard`) — no lock, no leader election. A lost race moves on.
 //!
 //! Keys, under the prefix (default `/underlay/ipam`):
 //! - `<prefix>/<network>/ip4/<8 hex digits>`, `ip6/<32 hex digits>` → `{"ip",
@@ -11,40 +11,23 @@
 //! - `<prefix>/<network>/owner/<node>/<containerID>/<ifname>/<address>` → empty;
 //! - `<prefix>/<network>/last/<node>/<range set>` → the node's last address.
 //!
-//! Both records are only ever written and removed in one transaction, so each address
-//! record has its owner record and each owner record its address record.
+//! Both records are only ever written and removed together, so each has the other.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-use serde::{Deserialize, Serialize};
 use underlay::cni::{Attachment, CniError};
 use underlay::ipam::RangeSet;
 use underlay::ipam::store::Store;
 
 use crate::conf::IpamConf;
 use crate::etcd::{Etcd, Kv};
+use crate::guard;
+pub use crate::keys::{Keys, Record};
 
 /// Addresses read per window while looking for a free one.
 const WINDOW: u128 = 128;
-
-/// Who holds an address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Record {
-    /// For people reading the store with etcdctl; the key says it too.
-    pub ip: IpAddr,
-    #[serde(rename = "containerID")]
-    pub container_id: String,
-    pub ifname: String,
-    pub node: String,
-}
-
-impl Record {
-    pub fn owner(&self) -> Attachment {
-        Attachment { container_id: self.container_id.clone(), ifname: self.ifname.clone() }
-    }
-}
 
 fn as_u128(ip: IpAddr) -> u128 {
     match ip {
@@ -60,74 +43,13 @@ fn like(n: u128, family: IpAddr) -> Option<IpAddr> {
     }
 }
 
-/// Scatters hashes of similar names ("node1", "node2") across the whole range
-/// (MurmurHash3's finalizer).
+/// Scatters hashes of similar names ("node1", "node2") over the range (MurmurHash3's finalizer).
 fn spread(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^ (h >> 33)
-}
-
-/// The key layout of one network.
-#[derive(Debug, Clone)]
-pub struct Keys {
-    base: String,
-}
-
-impl Keys {
-    pub fn new(prefix: &str, network: &str) -> Keys {
-        Keys { base: format!("{prefix}/{network}") }
-    }
-
-    pub fn ip(&self, ip: IpAddr) -> String {
-        match ip {
-            IpAddr::V4(a) => format!("{}/ip4/{:08x}", self.base, u32::from(a)),
-            IpAddr::V6(a) => format!("{}/ip6/{:032x}", self.base, u128::from(a)),
-        }
-    }
-
-    /// The address records of both families.
-    pub fn ips(&self) -> [String; 2] {
-        [format!("{}/ip4/", self.base), format!("{}/ip6/", self.base)]
-    }
-
-    pub fn parse_ip(&self, key: &str) -> Option<IpAddr> {
-        if let Some(hex) = key.strip_prefix(&format!("{}/ip4/", self.base)) {
-            return u32::from_str_radix(hex, 16).ok().map(|n| IpAddr::V4(n.into()));
-        }
-        let hex = key.strip_prefix(&format!("{}/ip6/", self.base))?;
-        u128::from_str_radix(hex, 16).ok().map(|n| IpAddr::V6(n.into()))
-    }
-
-    pub fn owner(&self, node: &str, owner: &Attachment, ip: IpAddr) -> String {
-        format!("{}{ip}", self.owned_by(node, owner))
-    }
-
-    pub fn owned_by(&self, node: &str, owner: &Attachment) -> String {
-        format!("{}/owner/{node}/{}/{}/", self.base, owner.container_id, owner.ifname)
-    }
-
-    pub fn node(&self, node: &str) -> String {
-        format!("{}/owner/{node}/", self.base)
-    }
-
-    pub fn last(&self, node: &str, set: usize) -> String {
-        format!("{}/last/{node}/{set}", self.base)
-    }
-
-    pub fn lasts(&self, node: &str) -> String {
-        format!("{}/last/{node}/", self.base)
-    }
-
-    /// Splits an owner key below `node(node)` into its owner and address.
-    pub fn parse_owner(&self, node: &str, key: &str) -> Option<(Attachment, IpAddr)> {
-        let rest = key.strip_prefix(&self.node(node))?;
-        let (rest, ip) = rest.rsplit_once('/')?;
-        let (id, ifname) = rest.rsplit_once('/')?;
-        Some((Attachment { container_id: id.to_string(), ifname: ifname.to_string() }, ip.parse().ok()?))
-    }
 }
 
 pub struct EtcdStore<'c> {
@@ -142,14 +64,19 @@ pub struct EtcdStore<'c> {
     jumped: bool,
     /// No more jumps (the retry after a false "exhausted").
     steady: bool,
+    /// A claim found the owner holding addresses this call did not read (another ADD
+    /// of the same container committed meanwhile): the call starts over from a fresh
+    /// read, and what this call claimed stays (the fresh read finds it).
+    conflict: bool,
 }
 
-/// The store as one ADD sees it: what the caller holds and this node's positions (one
-/// read), and the held addresses of the windows read so far (grown by our claims and
-/// lost races).
+/// The store as one ADD sees it: what the caller holds and this node's positions, and
+/// the held addresses of the windows read so far (plus our claims and lost races).
 struct View {
     owner: Attachment,
     owned: Vec<IpAddr>,
+    /// The owner keys as read, unreadable ones too: a claim's guard expects them all.
+    owner_keys: Vec<String>,
     lasts: HashMap<usize, IpAddr>,
     /// Windows read: (first, last) address numbers, with the family of their addresses.
     windows: Vec<(u128, u128, bool)>,
@@ -165,9 +92,10 @@ impl View {
 
 impl<'c> EtcdStore<'c> {
     pub fn open(conf: &'c IpamConf) -> Result<EtcdStore<'c>, CniError> {
-        let etcd = Etcd::connect(&conf.etcd)?;
+        // One deadline for the whole CNI call: every request gets what is left of it.
+        let etcd = Etcd::connect_by(&conf.etcd, std::time::Instant::now() + conf.etcd.timeout())?;
         let keys = Keys::new(conf.etcd.prefix(), &conf.ranges.network);
-        Ok(EtcdStore { etcd, conf, keys, view: None, jump: None, jumped: false, steady: false })
+        Ok(EtcdStore { etcd, conf, keys, view: None, jump: None, jumped: false, steady: false, conflict: false })
     }
 
     /// Whether candidates were passed over by a jump; from now on none are.
@@ -175,6 +103,16 @@ impl<'c> EtcdStore<'c> {
         let jumped = self.jumped;
         (self.steady, self.jump, self.jumped) = (true, None, false);
         jumped
+    }
+
+    /// Whether the last allocation lost to another ADD of the same container; the
+    /// next one starts from a fresh read of the store.
+    pub fn take_conflict(&mut self) -> bool {
+        let conflict = self.conflict;
+        if conflict {
+            (self.conflict, self.view, self.jump, self.jumped) = (false, None, None, false);
+        }
+        conflict
     }
 
     /// A random usable address of `ip`'s range set, to jump to.
@@ -207,6 +145,7 @@ impl<'c> EtcdStore<'c> {
             self.view = Some(View {
                 owner: owner.clone(),
                 owned: read[0].iter().filter_map(|kv| tail(kv, &mine)?.parse().ok()).collect(),
+                owner_keys: read[0].iter().map(|kv| kv.key.clone()).collect(),
                 lasts: read[1].iter().filter_map(last).collect(),
                 windows: Vec::new(),
                 taken: HashSet::new(),
@@ -296,12 +235,29 @@ impl<'c> EtcdStore<'c> {
         if let Some(set) = set {
             ops.push(TxnOp::put(self.keys.last(node, set), ip.to_string(), None));
         }
-        let txn = Txn::new().when([Compare::version(key.clone(), CompareOp::Equal, 0)]).and_then(ops);
+        let mut when = vec![Compare::version(key.clone(), CompareOp::Equal, 0)];
+        let mine = self.keys.owned_by(node, owner);
+        let known = self.view.as_ref().filter(|_| set.is_some()).map(|v| v.owner_keys.clone()).unwrap_or_default();
+        if set.is_some() {
+            when.extend(guard::only(&mine, &known));
+        }
+        let txn = Txn::new().when(when).and_then(ops);
         if self.etcd.txn(&format!("reserve {ip}"), txn)? {
             return Ok(true);
         }
-        // Lost — or won by a try whose answer was lost and then retried.
-        Ok(self.etcd.get(&key)?.and_then(|kv| serde_json::from_slice::<Record>(&kv.value).ok()) == Some(record))
+        // Lost, or won by a try whose answer was lost, or the owner gained an address.
+        let read = self.etcd.read(&format!("re-read after reserving {ip}"), &[(key, false), (mine, true)])?;
+        if read[0].first().and_then(|kv| serde_json::from_slice::<Record>(&kv.value).ok()) == Some(record) {
+            return Ok(true);
+        }
+        if set.is_some() && read[1].iter().any(|kv| !known.contains(&kv.key)) {
+            self.conflict = true;
+            return Err(CniError::try_again(format!(
+                "container {} interface {} got an address from another call while this one allocated",
+                owner.container_id, owner.ifname
+            )));
+        }
+        Ok(false)
     }
 
     /// Frees `ip` if its record is still the one read (a concurrent change wins).
@@ -328,6 +284,7 @@ impl Store for EtcdStore<'_> {
             return Ok(false);
         }
         let won = self.claim(ip, owner, Some(set))?;
+        let owner_key = self.keys.owner(&self.conf.node, owner, ip);
         if !won && !self.steady {
             self.jump = self.jump_target(ip);
         }
@@ -335,6 +292,7 @@ impl Store for EtcdStore<'_> {
         view.taken.insert(ip);
         if won {
             view.owned.push(ip);
+            view.owner_keys.push(owner_key);
             view.lasts.insert(set, ip);
         }
         Ok(won)
@@ -374,6 +332,10 @@ impl Store for EtcdStore<'_> {
     }
 
     fn remove(&mut self, ip: IpAddr) -> Result<(), CniError> {
+        // Undoing an ADD that lost to another of the same owner: what it claimed stays.
+        if self.conflict {
+            return Ok(());
+        }
         self.view = None;
         let key = self.keys.ip(ip);
         if let Some(kv) = self.etcd.get(&key)? {
@@ -424,22 +386,6 @@ impl Store for EtcdStore<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keys_sort_like_addresses_and_round_trip() {
-        let k = Keys::new("/underlay/ipam", "lan");
-        let owner = Attachment { container_id: "abc".into(), ifname: "eth0".into() };
-        let ip: IpAddr = "2001:db8::5".parse().unwrap();
-        let key = k.owner("n1", &owner, ip);
-        assert_eq!(key, "/underlay/ipam/lan/owner/n1/abc/eth0/2001:db8::5");
-        assert_eq!(k.parse_owner("n1", &key), Some((owner, ip)));
-        assert_eq!(k.parse_owner("n2", &key), None);
-        let (a, b): (IpAddr, IpAddr) = ("10.0.0.9".parse().unwrap(), "10.0.0.10".parse().unwrap());
-        assert_eq!(k.ip(a), "/underlay/ipam/lan/ip4/0a000009");
-        assert!(k.ip(a) < k.ip(b), "hex keys sort as numbers; dotted ones would not");
-        assert_eq!(k.parse_ip(&k.ip(b)), Some(b));
-        assert_eq!(k.parse_ip(&k.ip(ip)), Some(ip));
-    }
 
     #[test]
     fn similar_node_names_start_far_apart() {
