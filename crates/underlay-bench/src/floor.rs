@@ -19,7 +19,10 @@ pub fn add_link(netns: &Path, master: &str, ifname: &str, address: IpNet) -> Res
     let pod = Netns::open(netns)?;
     let mut node = Netlink::new()?;
     let parent = node.link(master)?;
-    node.create_macvlan(&MacvlanSpec { netns: Some(pod.fd()), ..MacvlanSpec::new(ifname, parent.index, MacvlanMode::Bridge) })?;
+    node.create_macvlan(&MacvlanSpec {
+        netns: Some(pod.fd()),
+        ..MacvlanSpec::new(ifname, parent.index, MacvlanMode::Bridge)
+    })?;
     let _in = pod.enter()?;
     let mut nl = Netlink::new()?;
     let link = nl.link(ifname)?;

@@ -208,7 +208,12 @@ pub fn run(args: Args) -> Result<()> {
     t.add_row(["ADD p99", &ms(oa.1), &ms(ra.1), &ratio(oa.1, ra.1)]);
     t.add_row(["DEL p50", &ms(od.0), &ms(rd.0), &ratio(od.0, rd.0)]);
     t.add_row(["DEL p99", &ms(od.1), &ms(rd.1), &ratio(od.1, rd.1)]);
-    t.add_row(["ADD p50 / the smallest process making the same kernel calls", &ratio(oa.0, pa.0), &ratio(ra.0, pa.0), "-"]);
+    t.add_row([
+        "ADD p50 / the smallest process making the same kernel calls",
+        &ratio(oa.0, pa.0),
+        &ratio(ra.0, pa.0),
+        "-",
+    ]);
     t.add_row(["DEL p50 above the kernel's own deletion", &ms(od.0 - kd.0), &ms(rd.0 - kd.0), "-"]);
     t.add_row(["DEL p50 above the smallest deleting process", &ms(od.0 - pd.0), &ms(rd.0 - pd.0), "-"]);
     t.add_row([&format!("{n} ADDs at once, wall (median of {})", args.rounds), &ms(oca), &ms(rca), &ratio(oca, rca)]);

@@ -76,7 +76,9 @@ pub fn run(args: Args) -> Result<()> {
             live += 1;
         }
         mirror_reservations(ours.data.path(), reference.data.path())?;
-        (ours.add.clear(), ours.del.clear(), reference.add.clear(), reference.del.clear());
+        for samples in [&mut ours.add, &mut ours.del, &mut reference.add, &mut reference.del] {
+            samples.clear();
+        }
         eprintln!("{} interleaved cycles at {target} ...", args.iterations);
         let mut floor = Vec::new();
         for i in 0..args.iterations {
