@@ -142,10 +142,13 @@ fn answer(reply: Option<wire::Reply>) -> Answer {
     }
 }
 
-/// DHCPRELEASE: one message, no answer expected. Broadcast when unicast cannot leave.
-pub fn release(sock: &UdpSocket, id: &Identity, lease: &Lease) -> io::Result<()> {
+/// DHCPRELEASE: one message, no answer expected. Unicast from the leased address when
+/// the interface still has it; otherwise (a chain that never configured it, an address
+/// removed by hand) broadcast, since a unicast from 0.0.0.0 may never reach the server.
+pub fn release(sock: &UdpSocket, id: &Identity, lease: &Lease, has_address: bool) -> io::Result<()> {
     let msg = wire::release(id, xid(), lease);
-    match sock.send_to(&msg, SocketAddrV4::new(lease.server, SERVER_PORT)) {
+    let to = if has_address { lease.server } else { Ipv4Addr::BROADCAST };
+    match sock.send_to(&msg, SocketAddrV4::new(to, SERVER_PORT)) {
         Ok(_) => Ok(()),
         Err(_) => sock.send_to(&msg, SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT)).map(drop),
     }

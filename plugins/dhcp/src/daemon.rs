@@ -183,7 +183,7 @@ impl Daemon {
         record.last_address = Some(lease.address.addr());
         if let Err(e) = self.store.save(&record) {
             // Without a saved record a restart would forget to renew: give it back.
-            let _ = client::release(&sock, &record.identity(), &lease);
+            let _ = client::release(&sock, &record.identity(), &lease, false);
             return Err(CniError::io(format!("save lease of {:?}: {e}", record.key)));
         }
         self.store.remember(&record.client_id, lease.address.addr());
@@ -201,7 +201,9 @@ impl Daemon {
         // Without the namespace (container gone) nothing can be sent: the server's
         // lease simply runs out.
         if let (Some(lease), Ok(netns)) = (&record.lease, Netns::open(&record.netns)) {
-            let sent = client::open(&netns, &key.ifname).and_then(|s| client::release(&s, &record.identity(), lease));
+            let has = has_address(&netns, &key.ifname, lease);
+            let sent =
+                client::open(&netns, &key.ifname).and_then(|s| client::release(&s, &record.identity(), lease, has));
             if let Err(e) = sent {
                 errors.push(format!("send DHCPRELEASE for {}: {e}", lease.address));
             }
@@ -220,15 +222,8 @@ impl Daemon {
         drop(entries);
         let lease =
             r.lease.filter(|l| l.is_live(now())).ok_or_else(|| fail(format!("the lease of {key:?} is lost")))?;
-        let present = Netns::open(&r.netns)
-            .and_then(|n| n.netlink())
-            .and_then(|mut nl| {
-                let link = nl.link(&key.ifname)?;
-                nl.addresses(Some(link.index))
-            })
-            .map_err(|e| fail(format!("read addresses of {}: {e}", key.ifname)))?
-            .iter()
-            .any(|a| a.net == IpNet::V4(lease.address));
+        let netns = Netns::open(&r.netns).map_err(|e| fail(format!("open {}: {e}", r.netns.display())))?;
+        let present = has_address(&netns, &key.ifname, &lease);
         if !present {
             return Err(fail(format!("leased address {} is not on {}", lease.address, key.ifname)));
         }
@@ -248,4 +243,15 @@ impl Daemon {
         let errors: Vec<String> = stale.iter().filter_map(|k| self.del(k).err().map(|e| e.msg)).collect();
         if errors.is_empty() { Ok(()) } else { Err(CniError::io(errors.join("; "))) }
     }
+}
+
+/// Whether `ifname` in `netns` carries the leased address.
+fn has_address(netns: &Netns, ifname: &str, lease: &Lease) -> bool {
+    netns
+        .netlink()
+        .and_then(|mut nl| {
+            let link = nl.link(ifname)?;
+            nl.addresses(Some(link.index))
+        })
+        .is_ok_and(|addrs| addrs.iter().any(|a| a.net == IpNet::V4(lease.address)))
 }

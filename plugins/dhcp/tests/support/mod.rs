@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,13 +46,22 @@ impl Lab {
     /// Starts dnsmasq on the external device with a 2-minute lease (its minimum), T1/T2
     /// as given (options 58/59), and the options the result must carry.
     pub fn start_dnsmasq(&mut self, t1: u32, t2: u32) {
+        self.start_dnsmasq_range("192.168.1.100,192.168.1.150", t1, t2);
+    }
+
+    pub fn start_dnsmasq_range(&mut self, range: &str, t1: u32, t2: u32) {
         let ext = self.world.external();
         let child = ext
             .netns
             .command("dnsmasq")
             .args(["--no-daemon", "--conf-file=/dev/null", "--bind-interfaces", "--port=0", "--log-dhcp"])
             .arg(format!("--interface={}", ext.ifname))
-            .arg("--dhcp-range=192.168.1.100,192.168.1.150,255.255.255.0,2m")
+            .arg(format!("--dhcp-range={range},255.255.255.0,2m"))
+            // Answer requests for addresses it does not know with NAK, as a LAN's
+            // only server should.
+            .arg("--dhcp-authoritative")
+            // dnsmasq's ping check before an OFFER stays on (as on a real LAN): the
+            // first DISCOVERs go unanswered for ~3 s and the client must retransmit.
             .arg("--dhcp-option=option:router,192.168.1.1")
             .arg("--dhcp-option=option:dns-server,192.168.1.53,192.168.1.54")
             .arg("--dhcp-option=option:domain-name,lan.test")
@@ -117,6 +126,11 @@ impl Lab {
         std::fs::read_to_string(self.leases()).unwrap_or_default().lines().map(str::to_string).collect()
     }
 
+    /// An empty pod namespace (for the macvlan plugin to fill).
+    pub fn empty_pod(&mut self, name: &str) -> Netns {
+        self.world.add_pod(name).unwrap()
+    }
+
     /// A pod namespace whose `eth0` is a macvlan (bridge mode) on node `node`'s uplink.
     pub fn pod(&mut self, name: &str, node: usize) -> Netns {
         let pod = self.world.add_pod(name).unwrap();
@@ -127,6 +141,24 @@ impl Lab {
         pod
     }
 
+    /// A pod namespace whose `eth0` is an ipvlan (L2) on node 0's uplink.
+    pub fn ipvlan_pod(&mut self, name: &str) -> Netns {
+        use underlay_linux::ipvlan::{IpvlanFlag, IpvlanMode, IpvlanSpec};
+        let pod = self.world.add_pod(name).unwrap();
+        let mut nl = self.world.node(0).netns.netlink().unwrap();
+        let parent = nl.link(NODE_IF).unwrap().index;
+        let spec = IpvlanSpec {
+            name: "eth0",
+            parent,
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            mtu: 0,
+            netns: Some(pod.fd()),
+        };
+        nl.create_ipvlan(&spec).unwrap();
+        pod
+    }
+
     pub fn conf(&self, timeout: f64) -> Value {
         json!({"cniVersion": "1.1.0", "name": "lan", "type": "dhcp",
                "ipam": {"type": "dhcp", "daemonSocketPath": self.socket(), "timeout": timeout}})
@@ -134,19 +166,32 @@ impl Lab {
 
     /// Runs the plugin the way a runtime does (from node 0's namespace).
     pub fn cni(&self, command: &str, cid: &str, pod: Option<&Netns>, args: &str, conf: &Value) -> Outcome {
+        self.run(Path::new(DHCP), command, cid, pod, args, conf)
+    }
+
+    /// Runs `program` (with `CNI_PATH` = its directory) from node 0's namespace.
+    pub fn run(
+        &self,
+        program: &Path,
+        command: &str,
+        cid: &str,
+        pod: Option<&Netns>,
+        args: &str,
+        conf: &Value,
+    ) -> Outcome {
         let netns = pod.map(|p| p.path().display().to_string()).unwrap_or_default();
         let mut child = self
             .world
             .node(0)
             .netns
-            .command(DHCP)
+            .command(program)
             .env_clear()
             .env("CNI_COMMAND", command)
             .env("CNI_CONTAINERID", cid)
             .env("CNI_NETNS", netns)
             .env("CNI_IFNAME", "eth0")
             .env("CNI_ARGS", args)
-            .env("CNI_PATH", "/nonexistent")
+            .env("CNI_PATH", program.parent().unwrap())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
