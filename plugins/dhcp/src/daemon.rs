@@ -35,12 +35,16 @@ struct Entry {
 pub struct Daemon {
     store: Store,
     entries: Mutex<HashMap<Key, Entry>>,
+    /// One lock per attachment: ADD, DEL and GC of the same attachment take turns, so
+    /// two concurrent ADDs never start two keepers (one of them orphaned, renewing a
+    /// lease nobody releases), while different attachments proceed in parallel.
+    busy: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
 }
 
 /// Runs the daemon until the process is killed.
 pub fn serve(socket: &Path, state: &Path) -> io::Result<()> {
     let store = Store::open(state)?;
-    let daemon = Arc::new(Daemon { store, entries: Mutex::new(HashMap::new()) });
+    let daemon = Arc::new(Daemon { store, entries: Mutex::new(HashMap::new()), busy: Mutex::new(HashMap::new()) });
     for r in daemon.store.load()? {
         eprintln!(
             "dhcp daemon: resume {:?} ({})",
@@ -77,6 +81,13 @@ fn listen(socket: &Path) -> io::Result<UnixListener> {
 }
 
 impl Daemon {
+    fn turn(&self, key: &Key) -> Arc<Mutex<()>> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget locks nobody holds, so the map does not grow with every container.
+        busy.retain(|_, l| Arc::strong_count(l) > 1);
+        Arc::clone(busy.entry(key.clone()).or_default())
+    }
+
     fn start(&self, record: Record) {
         let key = record.key.clone();
         let shared: Shared = Arc::new(Mutex::new(record));
@@ -134,6 +145,11 @@ impl Daemon {
         timeout: Duration,
     ) -> Result<Lease, CniError> {
         let deadline = Instant::now() + timeout;
+        if !key.is_valid() {
+            return Err(CniError::config(format!("bad attachment {key:?}")));
+        }
+        let turn = self.turn(&key);
+        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
         // A repeated ADD for a live attachment gets the lease it already has.
         if let Some(e) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             let r = e.record.lock().unwrap_or_else(|p| p.into_inner());
@@ -192,6 +208,8 @@ impl Daemon {
     }
 
     fn del(&self, key: &Key) -> Result<(), CniError> {
+        let turn = self.turn(key);
+        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
         let record = match self.stop(key) {
             Some(r) => r,
             // DEL is idempotent: nothing kept for it is success.

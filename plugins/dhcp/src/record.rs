@@ -22,6 +22,14 @@ pub struct Key {
 }
 
 impl Key {
+    /// Each part is usable in a file name of the state directory: a record read from
+    /// a damaged or planted file must not make the daemon write elsewhere.
+    pub fn is_valid(&self) -> bool {
+        [&self.network, &self.container_id, &self.ifname]
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 255 && !p.starts_with('.') && !p.bytes().any(|b| b == b'/' || b == 0))
+    }
+
     /// The file name; all three parts are validated CNI names (no `/`).
     fn file_name(&self) -> String {
         format!("{}.{}.{}.json", self.network, self.container_id, self.ifname)
@@ -132,7 +140,11 @@ fn read_record(path: &Path) -> io::Result<Record> {
     }
     let mut buf = Vec::new();
     Read::by_ref(&mut f).take(1 << 20).read_to_end(&mut buf)?;
-    serde_json::from_slice(&buf).map_err(|e| io::Error::other(format!("damaged record: {e}")))
+    let r: Record = serde_json::from_slice(&buf).map_err(|e| io::Error::other(format!("damaged record: {e}")))?;
+    if !r.key.is_valid() {
+        return Err(io::Error::other(format!("record names an unusable attachment {:?}", r.key)));
+    }
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -159,6 +171,9 @@ mod tests {
         store.save(&record("a")).unwrap();
         fs::write(dir.path().join("bad.json"), b"{not json").unwrap();
         std::os::unix::fs::symlink(dir.path().join("n.a.eth0.json"), dir.path().join("link.json")).unwrap();
+        let mut planted = record("x");
+        planted.key.container_id = "../../escape".into();
+        fs::write(dir.path().join("planted.json"), serde_json::to_vec(&planted).unwrap()).unwrap();
         nix::unistd::mkfifo(&dir.path().join("fifo.json"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let loaded = store.load().unwrap();
         assert_eq!(loaded.len(), 1);

@@ -130,3 +130,24 @@ fn no_server_means_code_11_within_the_timeout_and_nothing_kept() {
     let check = lab.cni("CHECK", "c1", Some(&pod), "", &lab.conf(2.0));
     assert_eq!(check.code(), 104);
 }
+
+#[test]
+fn concurrent_adds_of_one_attachment_keep_one_lease_and_del_stops_all_renewals() {
+    let mut lab = Lab::new("dhcp-race");
+    lab.start_dnsmasq(3, 6);
+    lab.start_daemon();
+    let pod = lab.pod("pod1", 0);
+    let m = mac(&pod);
+    let conf = lab.conf(10.0);
+    let got: Vec<_> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..4).map(|_| s.spawn(|| lab.cni("ADD", "c1", Some(&pod), "", &conf).address())).collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert!(got.iter().all(|a| *a == got[0]), "one lease for one attachment: {got:?}");
+    configure(&pod, got[0]);
+    assert!(lab.cni("DEL", "c1", Some(&pod), "", &conf).ok);
+    let after_del = acks(&lab.dnsmasq_log(), &m);
+    // T1 is 3 s: an orphaned keeper would renew within this wait.
+    std::thread::sleep(Duration::from_secs(8));
+    assert_eq!(acks(&lab.dnsmasq_log(), &m), after_del, "a keeper still renews after DEL:\n{}", lab.daemon_log());
+}
