@@ -26,14 +26,17 @@ struct Wire {
     timeout: Option<f64>,
 }
 
-/// The reference's `{"option": "...", "value": "..."}` entries; `option` is a
-/// number or one of the names below.
+/// The reference's `{"option": "...", "value": "...", "fromArg": "..."}` entries;
+/// `option` is a number or one of the names below. `skipDefault` is accepted and has
+/// no effect: the default request list is always sent.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct OptionEntry {
     option: String,
     #[serde(default)]
-    skip_default: bool,
+    value: Option<String>,
+    #[serde(default)]
+    from_arg: Option<String>,
 }
 
 #[derive(Debug)]
@@ -43,6 +46,8 @@ pub struct Conf {
     /// Extra option codes to ask the server for.
     pub request: Vec<u8>,
     pub timeout: Duration,
+    /// Option 12 as `provide` says (a value, or a `CNI_ARGS` key's value).
+    pub hostname: Option<String>,
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,22 +83,25 @@ impl Conf {
                     e.option
                 ))
             })?;
-            if !e.skip_default {
-                request.push(code);
-            }
+            request.push(code);
         }
+        let mut hostname = None;
         for (i, e) in w.provide.iter().enumerate() {
-            // The hostname (12) and client identifier (61) are always sent; other
-            // provided options are not supported yet and say so instead of vanishing.
-            match option_code(&e.option) {
-                Some(12 | 61) => {}
-                _ => {
-                    return Err(CniError::unsupported(format!(
-                        "ipam.provide[{i}].option \"{}\": only host-name (12) and dhcp-client-identifier (61) can be provided",
-                        e.option
-                    )));
-                }
+            // Only the host name can be provided: the client identifier is made per
+            // attachment (one fixed value would make every container the same client).
+            if option_code(&e.option) != Some(12) {
+                return Err(CniError::unsupported(format!(
+                    "ipam.provide[{i}].option \"{}\": only host-name (12) can be provided",
+                    e.option
+                )));
             }
+            hostname = match (&e.value, &e.from_arg) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(arg)) => call.env.args.get(arg).map(str::to_string),
+                (None, None) => {
+                    return Err(CniError::config(format!("ipam.provide[{i}] needs \"value\" or \"fromArg\"")));
+                }
+            };
         }
         let timeout = match w.timeout {
             None => DEFAULT_TIMEOUT,
@@ -105,6 +113,7 @@ impl Conf {
             socket: w.daemon_socket_path.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
             request,
             timeout,
+            hostname,
         })
     }
 }

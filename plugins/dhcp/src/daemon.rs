@@ -153,7 +153,9 @@ impl Daemon {
         // A repeated ADD for a live attachment gets the lease it already has.
         if let Some(e) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             let r = e.record.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(l) = r.lease.as_ref().filter(|l| l.is_live(now())) {
+            // Only for the same namespace: a container ID reused for a new namespace
+            // (a runtime that crashed before DEL) gets a fresh exchange there.
+            if let Some(l) = r.lease.as_ref().filter(|l| l.is_live(now()) && r.netns == netns_path) {
                 return Ok(l.clone());
             }
         }

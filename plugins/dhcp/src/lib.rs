@@ -48,11 +48,14 @@ fn client_id(call: &Call, conf: &Conf) -> Vec<u8> {
 /// valid host name.
 fn hostname(call: &Call) -> Option<String> {
     let name = call.env.args.get("K8S_POD_NAME")?;
-    let ok = !name.is_empty()
+    valid_hostname(name).then(|| name.to_string())
+}
+
+fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !name.starts_with('-');
-    ok.then(|| name.to_string())
+        && !name.starts_with('-')
 }
 
 impl Plugin for Dhcp {
@@ -63,7 +66,7 @@ impl Plugin for Dhcp {
             key: key(&conf, call),
             netns,
             client_id: client_id(call, &conf),
-            hostname: hostname(call),
+            hostname: conf.hostname.clone().filter(|h| valid_hostname(h)).or_else(|| hostname(call)),
             request: conf.request.clone(),
             timeout_ms: conf.timeout.as_millis() as u64,
         };

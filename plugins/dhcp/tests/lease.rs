@@ -15,7 +15,9 @@ fn pods_on_two_nodes_lease_from_dnsmasq_get_its_options_and_release_on_del() {
     let (p1, p2) = (lab.pod("pod1", 0), lab.pod("pod2", 1));
     let (m1, m2) = (mac(&p1), mac(&p2));
     let a1 = lab.cni("ADD", "c1", Some(&p1), "K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1", &conf);
-    let a2 = lab.cni("ADD", "c2", Some(&p2), "", &conf);
+    let mut provided = conf.clone();
+    provided["ipam"]["provide"] = serde_json::json!([{"option": "host-name", "value": "static-name"}]);
+    let a2 = lab.cni("ADD", "c2", Some(&p2), "", &provided);
     let (ip1, ip2) = (a1.address(), a2.address());
     assert_ne!(ip1, ip2);
     for ip in [ip1, ip2] {
@@ -37,6 +39,9 @@ fn pods_on_two_nodes_lease_from_dnsmasq_get_its_options_and_release_on_del() {
     assert!(lines.iter().any(|l| l.contains(&m1) && l.contains(&ip1.addr().to_string())), "{lines:?} lacks {m1}");
     assert!(lines.iter().any(|l| l.contains(&m2) && l.contains(&ip2.addr().to_string())), "{lines:?} lacks {m2}");
     assert!(lines.iter().any(|l| l.contains(&m1) && l.contains(" web-1 ")), "hostname from K8S_POD_NAME: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains(&m2) && l.contains(" static-name ")), "provided host-name: {lines:?}");
+    let unconfigured = lab.cni("CHECK", "c1", Some(&p1), "", &with_prev(&conf, &a1.json));
+    assert_eq!(unconfigured.code(), 104, "the address is not on eth0 yet: {}", unconfigured.json);
     configure(&p1, ip1);
     configure(&p2, ip2);
     assert!(lab.cni("CHECK", "c1", Some(&p1), "", &with_prev(&conf, &a1.json)).ok);

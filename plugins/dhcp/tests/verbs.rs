@@ -63,6 +63,11 @@ fn bad_config_is_code_7_naming_the_key() {
     let out = lab.cni("ADD", "c1", Some(&pod), "", &conf);
     assert_eq!(out.code(), 7, "{}", out.json);
     assert!(out.json["msg"].as_str().unwrap().contains("ipam.request[0].option \"no-such-option\""), "{}", out.json);
+    conf["ipam"]["request"] = json!([]);
+    conf["ipam"]["provide"] = json!([{"option": "dhcp-client-identifier", "value": "same-for-all"}]);
+    let out = lab.cni("ADD", "c1", Some(&pod), "", &conf);
+    assert_eq!(out.code(), 2, "{}", out.json);
+    assert!(out.json["msg"].as_str().unwrap().contains("ipam.provide[0].option"), "{}", out.json);
 }
 
 #[test]

@@ -123,7 +123,18 @@ impl Lab {
 
     /// The lease file's lines.
     pub fn lease_lines(&self) -> Vec<String> {
-        std::fs::read_to_string(self.leases()).unwrap_or_default().lines().map(str::to_string).collect()
+        // dnsmasq rewrites the file in place (truncate, write): a read may catch it
+        // half written, so read until two reads agree.
+        let read = || std::fs::read_to_string(self.leases()).unwrap_or_default();
+        let mut last = read();
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = read();
+            if now == last {
+                return now.lines().map(str::to_string).collect();
+            }
+            last = now;
+        }
     }
 
     /// An empty pod namespace (for the macvlan plugin to fill).
