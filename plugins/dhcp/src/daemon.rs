@@ -97,6 +97,11 @@ impl Daemon {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Entry { record: shared, stop, thread });
     }
 
+    /// The kept record, without holding the map while its keeper may be mid-exchange.
+    fn record(&self, key: &Key) -> Option<Shared> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(key).map(|e| Arc::clone(&e.record))
+    }
+
     /// Stops the keeper and hands back its record.
     fn stop(&self, key: &Key) -> Option<Record> {
         let entry = self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(key)?;
@@ -151,8 +156,8 @@ impl Daemon {
         let turn = self.turn(&key);
         let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
         // A repeated ADD for a live attachment gets the lease it already has.
-        if let Some(e) = self.entries.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            let r = e.record.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(shared) = self.record(&key) {
+            let r = shared.lock().unwrap_or_else(|p| p.into_inner());
             // Only for the same namespace: a container ID reused for a new namespace
             // (a runtime that crashed before DEL) gets a fresh exchange there.
             if let Some(l) = r.lease.as_ref().filter(|l| l.is_live(now()) && r.netns == netns_path) {
@@ -236,10 +241,8 @@ impl Daemon {
 
     fn check(&self, key: &Key) -> Result<Lease, CniError> {
         let fail = |m: String| CniError::new(code::CHECK_FAILED, m);
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = entries.get(key).ok_or_else(|| fail(format!("no lease is kept for {key:?}")))?;
-        let r = entry.record.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        drop(entries);
+        let shared = self.record(key).ok_or_else(|| fail(format!("no lease is kept for {key:?}")))?;
+        let r = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let lease =
             r.lease.filter(|l| l.is_live(now())).ok_or_else(|| fail(format!("the lease of {key:?} is lost")))?;
         let netns = Netns::open(&r.netns).map_err(|e| fail(format!("open {}: {e}", r.netns.display())))?;

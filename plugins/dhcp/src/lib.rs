@@ -22,9 +22,9 @@ pub struct Dhcp;
 
 /// How long to wait for the daemon beyond the DHCP timeout itself.
 const SLACK: Duration = Duration::from_secs(5);
-/// Waits for answers that need no DHCP exchange (STATUS, CHECK); DEL and GC send
-/// a release, which may wait for a keeper's renewal in flight.
-const QUICK: Duration = Duration::from_secs(5);
+/// Waits for answers that need no DHCP exchange (STATUS, CHECK), though CHECK may
+/// wait for a renewal in flight (at most 8 s); DEL and GC also stop keepers.
+const QUICK: Duration = Duration::from_secs(15);
 const RELEASE: Duration = Duration::from_secs(30);
 
 fn key(conf: &Conf, call: &Call) -> Key {
