@@ -28,14 +28,33 @@ pub struct Args {
     /// Cluster members.
     #[arg(long, default_value_t = 3)]
     members: usize,
+    /// Simulated nodes allocating at once in the scale run (0: no scale run).
+    #[arg(long, default_value_t = 50)]
+    scale_nodes: usize,
+    /// Addresses handed out in the scale run, split evenly over the nodes.
+    #[arg(long, default_value_t = 10_000)]
+    scale_addresses: usize,
 }
 
 /// Exactly 1000 addresses.
 fn conf(etcd: &Value, net: &str, node: &str) -> Vec<u8> {
+    pool_conf(
+        etcd,
+        net,
+        node,
+        json!({"subnet": "10.40.0.0/22", "rangeStart": "10.40.0.10", "rangeEnd": "10.40.3.241", "gateway": "10.40.0.1"}),
+    )
+}
+
+fn pool_conf(etcd: &Value, net: &str, node: &str, range: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": net, "type": "macvlan",
-        "ipam": {"type": "underlay-ipam", "node": node, "etcd": etcd,
-                 "ranges": [[{"subnet": "10.40.0.0/22", "rangeStart": "10.40.0.10", "rangeEnd": "10.40.3.241", "gateway": "10.40.0.1"}]]}}))
+        "ipam": {"type": "underlay-ipam", "node": node, "etcd": etcd, "ranges": [[range]]}}))
     .expect("serializes")
+}
+
+/// 16,382 addresses: room for the scale run.
+fn big_conf(etcd: &Value, net: &str, node: &str) -> Vec<u8> {
+    pool_conf(etcd, net, node, json!({"subnet": "10.48.0.0/18", "gateway": "10.48.0.1"}))
 }
 
 struct Run {
@@ -46,6 +65,17 @@ struct Run {
 
 /// `nodes` nodes, `each` ADDs each, all at once.
 fn allocate(bin: &Path, etcd: &Value, net: &str, nodes: usize, each: usize) -> Result<(Run, Vec<String>)> {
+    allocate_with(bin, etcd, net, nodes, each, conf)
+}
+
+fn allocate_with(
+    bin: &Path,
+    etcd: &Value,
+    net: &str,
+    nodes: usize,
+    each: usize,
+    conf: fn(&Value, &str, &str) -> Vec<u8>,
+) -> Result<(Run, Vec<String>)> {
     let started = Instant::now();
     let handles: Vec<_> = (0..nodes)
         .map(|n| {
@@ -148,6 +178,20 @@ pub fn run(args: Args) -> Result<()> {
     row("underlay-ipam ADD (a process each)", 10, &ten);
     let distinct: HashSet<&String> = ips.iter().collect();
     let extra = one_too_many(&ours, &conf(&etcd, "ten", "node0"))?;
+    let scale = if args.scale_nodes > 0 {
+        let each = args.scale_addresses.div_ceil(args.scale_nodes);
+        eprintln!("scale: {} nodes x {each} ADDs, and the raw transaction from as many clients ...", args.scale_nodes);
+        let raw_n = raw(&etcd_conf, args.scale_nodes, each.min(100))?;
+        row("etcd claim transaction (raw)", args.scale_nodes, &raw_n);
+        let before = grpc_requests(&cluster.endpoints())?;
+        let (run, ips) = allocate_with(&ours, &etcd, "scale", args.scale_nodes, each, big_conf)?;
+        let requests = grpc_requests(&cluster.endpoints())?.saturating_sub(before);
+        row("underlay-ipam ADD (a process each)", args.scale_nodes, &run);
+        let distinct = ips.iter().collect::<HashSet<_>>().len();
+        Some((run, raw_n, ips.len(), distinct, requests))
+    } else {
+        None
+    };
 
     // Peak memory: ours against the reference host-local, each doing one ADD.
     let mut ours_kb = 0;
@@ -179,6 +223,45 @@ pub fn run(args: Args) -> Result<()> {
         (one.count as f64 / one.total.as_secs_f64()) / (raw1.count as f64 / raw1.total.as_secs_f64()),
         (ten.count as f64 / ten.total.as_secs_f64()) / (raw10.count as f64 / raw10.total.as_secs_f64()),
     );
-    println!("peak memory (max RSS of one ADD): underlay-ipam {}, reference host-local {}", mb(ours_kb), mb(ref_kb));
+    if let Some((run, raw_n, held, distinct, requests)) = scale {
+        let rate = |r: &Run| r.count as f64 / r.total.as_secs_f64();
+        println!(
+            "scale: {} nodes, {} ADDs in {:.1} s: {held} addresses held, {distinct} distinct ({} duplicates); ADD p99 {:.1} ms; \
+             {:.2}x the raw transaction rate of {} clients; {:.1} etcd requests per ADD (all members' gRPC requests handled)",
+            args.scale_nodes,
+            run.count,
+            run.total.as_secs_f64(),
+            held - distinct,
+            percentiles(&run.latencies).1,
+            rate(&run) / rate(&raw_n),
+            args.scale_nodes,
+            requests as f64 / run.count as f64,
+        );
+    }
+    println!(
+        "peak memory (max RSS of one ADD): underlay-ipam {}, reference host-local {} ({:.2}x)",
+        mb(ours_kb),
+        mb(ref_kb),
+        ours_kb as f64 / ref_kb.max(1) as f64
+    );
     Ok(())
+}
+
+/// gRPC requests the cluster's members have handled so far, from their metrics.
+fn grpc_requests(endpoints: &[String]) -> Result<u64> {
+    use std::io::{Read, Write};
+    let mut total = 0;
+    for url in endpoints {
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        let mut s = std::net::TcpStream::connect(host).with_context(|| format!("metrics of {host}"))?;
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        total += body
+            .lines()
+            .filter(|l| l.starts_with("grpc_server_handled_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64;
+    }
+    Ok(total)
 }
