@@ -136,10 +136,10 @@ pub struct IpvlanSpec<'a> {
 
 impl Netlink {
     pub fn create_ipvlan(&mut self, spec: &IpvlanSpec) -> Result<()> {
-        let mut b = LinkIpVlan::new(spec.name, spec.parent, spec.mode.to_kernel());
-        if spec.flag != IpvlanFlag::Bridge {
-            b = b.append_info_data(InfoIpVlan::Flags(spec.flag.to_kernel()));
-        }
+        // Mode and flags belong to the parent (all its ipvlan children share them) and the
+        // kernel keeps the old flags when none are sent: send them always, bridge (0) too.
+        let mut b = LinkIpVlan::new(spec.name, spec.parent, spec.mode.to_kernel())
+            .append_info_data(InfoIpVlan::Flags(spec.flag.to_kernel()));
         if spec.mtu > 0 {
             b = b.mtu(spec.mtu);
         }
