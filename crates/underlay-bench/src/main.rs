@@ -6,6 +6,7 @@ mod floor;
 mod host_local;
 mod macvlan;
 mod measure;
+mod podman;
 mod scale;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,8 @@ enum Bench {
     HostLocal(host_local::Args),
     /// macvlan ADD/DEL latency, concurrent ADDs, and the kernel's deletion floor.
     Macvlan(macvlan::Args),
+    /// podman run --rm with our plugins, the reference plugins and netavark, and the floor.
+    Podman(podman::Args),
     /// macvlan ADD/DEL latency with 0, 250 and 1,000 live endpoints on one parent.
     Scale(scale::Args),
     /// underlay-ipam on etcd: allocations per second for 1 and 10 nodes against the
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Macvlan(args) => macvlan::run(args),
         Bench::EtcdIpam(args) => etcd_ipam::run(args),
         Bench::Scale(args) => scale::run(args),
+        Bench::Podman(args) => podman::run(args),
         Bench::DeleteLink { netns, ifname } => floor::delete_link(&netns, &ifname),
         Bench::AddLink { netns, master, ifname, address } => floor::add_link(&netns, &master, &ifname, address),
     }
