@@ -27,6 +27,13 @@ pub struct Args {
     sizes: Vec<usize>,
 }
 
+impl Args {
+    /// The sizes of `--quick`.
+    pub fn quick(self) -> Args {
+        Args { iterations: 5, sizes: vec![1, 20], ..self }
+    }
+}
+
 fn conf(data: &Path) -> Vec<u8> {
     serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "bench", "type": "macvlan",
         "ipam": {"type": "host-local", "subnet": "10.128.0.0/16", "dataDir": data}}))

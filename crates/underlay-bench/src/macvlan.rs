@@ -40,6 +40,13 @@ pub struct Args {
     reference: PathBuf,
 }
 
+impl Args {
+    /// The sizes of `--quick`.
+    pub fn quick(self) -> Args {
+        Args { iterations: 3, concurrency: 4, rounds: 1, ..self }
+    }
+}
+
 pub(crate) struct Impl {
     pub(crate) name: &'static str,
     dir: tempfile::TempDir,

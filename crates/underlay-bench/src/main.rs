@@ -14,6 +14,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "underlay-bench", about = "underlay's plugins against the reference plugins, side by side")]
 struct Cli {
+    /// A few iterations of everything: proves the benchmark runs, measures nothing
+    /// worth reading (a test runs each benchmark this way).
+    #[arg(long, global = true)]
+    quick: bool,
     #[command(subcommand)]
     bench: Bench,
 }
@@ -42,12 +46,14 @@ enum Bench {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().bench {
-        Bench::HostLocal(args) => host_local::run(args),
-        Bench::Macvlan(args) => macvlan::run(args),
-        Bench::EtcdIpam(args) => etcd_ipam::run(args),
-        Bench::Scale(args) => scale::run(args),
-        Bench::Podman(args) => podman::run(args),
+    let cli = Cli::parse();
+    let quick = cli.quick;
+    match cli.bench {
+        Bench::HostLocal(args) => host_local::run(if quick { args.quick() } else { args }),
+        Bench::Macvlan(args) => macvlan::run(if quick { args.quick() } else { args }),
+        Bench::EtcdIpam(args) => etcd_ipam::run(if quick { args.quick() } else { args }),
+        Bench::Scale(args) => scale::run(if quick { args.quick() } else { args }),
+        Bench::Podman(args) => podman::run(if quick { args.quick() } else { args }),
         Bench::DeleteLink { netns, ifname } => floor::delete_link(&netns, &ifname),
         Bench::AddLink { netns, master, ifname, address } => floor::add_link(&netns, &master, &ifname, address),
     }

@@ -29,6 +29,13 @@ pub struct Args {
     reference: PathBuf,
 }
 
+impl Args {
+    /// The sizes of `--quick`.
+    pub fn quick(self) -> Args {
+        Args { rounds: 1, ..self }
+    }
+}
+
 /// One way to run the container's network.
 struct Backend {
     name: &'static str,

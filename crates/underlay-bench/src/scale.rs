@@ -31,6 +31,13 @@ pub struct Args {
     reference: std::path::PathBuf,
 }
 
+impl Args {
+    /// The sizes of `--quick`.
+    pub fn quick(self) -> Args {
+        Args { endpoints: vec![0, 10], iterations: 3, ..self }
+    }
+}
+
 struct Step {
     endpoints: usize,
     floor: (f64, f64),
