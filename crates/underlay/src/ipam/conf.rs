@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::range::{RangeConf, RangeSet};
 use crate::cni::conf::typed;
+use crate::cni::golike::get;
 use crate::cni::{CniArgs, CniError, Route, Version};
 
 /// Where the reference plugin keeps its store; ours is the same so a node can switch.
@@ -59,14 +60,14 @@ impl HostLocalConf {
     /// Reads the whole network config (IPAM plugins get the caller's config, not just
     /// the `ipam` section) plus `CNI_ARGS`.
     pub fn parse(raw: &Value, version: Version, args: &CniArgs) -> Result<HostLocalConf, CniError> {
-        let network = raw.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let section = match raw.get("ipam") {
+        let network = get(raw, "name").and_then(Value::as_str).unwrap_or_default().to_string();
+        let section = match get(raw, "ipam") {
             Some(v @ Value::Object(_)) => typed::<Section>(v.clone(), "ipam")?,
             _ => return Err(CniError::config("network config has no \"ipam\" section")),
         };
-        let runtime: Runtime = match raw.get("runtimeConfig") {
-            Some(v) if !v.is_null() => typed(v.clone(), "runtimeConfig")?,
-            _ => Runtime::default(),
+        let runtime: Runtime = match get(raw, "runtimeConfig") {
+            Some(v) => typed(v.clone(), "runtimeConfig")?,
+            None => Runtime::default(),
         };
 
         let mut requested = Vec::new();
@@ -79,8 +80,11 @@ impl HostLocalConf {
                 );
             }
         }
-        let args_ips = raw.pointer("/args/cni/ips").cloned().unwrap_or(Value::Null);
-        let args_ips: Vec<String> = if args_ips.is_null() { vec![] } else { typed(args_ips, "args.cni.ips")? };
+        let args_ips = get(raw, "args").and_then(|a| get(a, "cni")).and_then(|c| get(c, "ips"));
+        let args_ips: Vec<String> = match args_ips {
+            Some(v) => typed(v.clone(), "args.cni.ips")?,
+            None => vec![],
+        };
         for (key, list) in [("args.cni.ips", &args_ips), ("runtimeConfig.ips", &runtime.ips)] {
             for s in list {
                 requested
@@ -197,6 +201,25 @@ mod tests {
             assert_eq!(e.code, code, "{v}: {e}");
             assert!(e.msg.contains(needle), "{v}: {}", e.msg);
         }
+    }
+
+    #[test]
+    fn nulls_are_unset_and_keys_match_in_any_case_as_in_go() {
+        let c = parse(
+            json!({"Name":"n","IPAM":{"type":"host-local","Subnet":"10.0.0.0/24","RangeStart":"10.0.0.50",
+                   "routes":null,"ranges":null,"dataDir":null,"resolvConf":null,"gateway":null},
+                   "RuntimeConfig":{"IPs":["10.0.0.60"],"ipRanges":null},"Args":{"CNI":{"IPS":null}}}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.network, "n");
+        assert_eq!(c.range_sets[0].0[0].start.to_string(), "10.0.0.50");
+        assert!(c.routes.is_empty());
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(c.requested, ["10.0.0.60".parse::<IpAddr>().unwrap()]);
+        // The exact spelling wins over another case.
+        let c = parse(json!({"name":"n","ipam":{"subnet":"10.0.0.0/24","Subnet":"10.9.0.0/24"}}), "").unwrap();
+        assert_eq!(c.range_sets[0].0[0].subnet.to_string(), "10.0.0.0/24");
     }
 
     #[test]
