@@ -51,3 +51,32 @@ fn nulls_are_unset_and_keys_match_in_any_case() {
     assert!(cni(&plugins, node, "DEL", "c3", Some(pod), "eth0", &c).ok);
     assert!(reservations(data.path(), "macvlan-conf").is_empty());
 }
+
+#[test]
+fn values_the_kernel_would_refuse_are_refused_up_front_with_their_key() {
+    let w = world(WorldSpec::seed("mvearly").nodes(1).pods(1));
+    let data = tempfile::tempdir().unwrap();
+    let (plugins, node, pod) = (PluginDir::ours(), &w.node(0).netns, &w.pods[0]);
+    let mut cases: Vec<(Value, &str, &str)> = Vec::new();
+    let mut c = seed_conf("1.0.0", data.path());
+    c["master"] = json!("a-very-long-interface-name");
+    cases.push((c, "", "a-very-long-interface-name"));
+    let mut c = seed_conf("1.0.0", data.path());
+    c["master"] = json!("lo");
+    cases.push((c, "", "\"lo\""));
+    let mut c = seed_conf("1.0.0", data.path());
+    c["ipam"]["subnet"] = json!("0.0.0.0/0");
+    c["ipam"].as_object_mut().unwrap().retain(|k, _| k == "type" || k == "subnet" || k == "dataDir");
+    cases.push((c, "", "0.0.0.0/0"));
+    let mut c = seed_conf("1.0.0", data.path());
+    c["name"] = json!("n".repeat(300));
+    cases.push((c, "", "300 bytes"));
+    cases.push((seed_conf("1.0.0", data.path()), "IP=192.168.1.110;IP=192.168.1.111", "192.168.1.111"));
+    for (c, args, needle) in cases {
+        let out = cni_args(&plugins, node, "ADD", "c1", Some(pod), "eth0", args, &c);
+        assert_eq!(out.code(), 7, "{args} {c}: {}", out.json);
+        assert!(out.msg().contains(needle), "{needle}: {}", out.msg());
+        assert_eq!(links(pod), ["lo"]);
+        assert!(reservations(data.path(), "macvlan-conf").is_empty());
+    }
+}
