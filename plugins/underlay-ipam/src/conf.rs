@@ -173,9 +173,10 @@ impl EtcdConf {
     pub fn password(&self) -> Result<Option<String>, CniError> {
         match (&self.password, &self.password_file) {
             (Some(p), _) => Ok(Some(p.clone())),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-                .map_err(|e| CniError::config(format!("ipam.etcd.passwordFile: cannot read {}: {e}", f.display()))),
+            (None, Some(f)) => {
+                underlay::safe_read::read_config_text(f, "ipam.etcd.passwordFile", underlay::safe_read::CONFIG_FILE_CAP)
+                    .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
+            }
             (None, None) => Ok(None),
         }
     }

@@ -19,8 +19,10 @@ fn open(conf: &HostLocalConf) -> Result<DiskStore, CniError> {
 /// One address from each range set for `owner`; the same ones again if it already has
 /// them. On failure nothing this call reserved is kept.
 pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniError> {
+    // Before the lock: a slow or hostile resolvConf must not hold up other ADDs.
+    let dns = read_dns(conf)?;
     let mut store = open(conf)?;
-    let result = add_in(&mut store, conf, owner)?;
+    let result = add_with_dns(&mut store, conf, owner, dns)?;
     store.commit()?;
     Ok(result)
 }
@@ -28,10 +30,22 @@ pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniErr
 /// ADD over any store (host-local's disk, or a cluster-wide one): one address from each
 /// range set, the held ones again, and on failure the fresh ones released.
 pub fn add_in(store: &mut impl Store, conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniError> {
-    let dns = match &conf.resolv_conf {
-        Some(path) => resolv::read(path)?,
-        None => Default::default(),
-    };
+    add_with_dns(store, conf, owner, read_dns(conf)?)
+}
+
+fn read_dns(conf: &HostLocalConf) -> Result<crate::cni::Dns, CniError> {
+    match &conf.resolv_conf {
+        Some(path) => resolv::read(path),
+        None => Ok(Default::default()),
+    }
+}
+
+fn add_with_dns(
+    store: &mut impl Store,
+    conf: &HostLocalConf,
+    owner: &Attachment,
+    dns: crate::cni::Dns,
+) -> Result<CniResult, CniError> {
     let mut requested: Vec<IpAddr> = conf.requested.clone();
     let mut fresh: Vec<IpAddr> = Vec::new();
     let mut ips = Vec::new();

@@ -1,0 +1,29 @@
+//! Files a config names: a FIFO or a device as `resolvConf` is refused at once (code 7
+//! naming the key) and holds up no other ADD.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::*;
+
+#[test]
+fn a_fifo_or_device_as_resolv_conf_is_refused_without_blocking_others() {
+    let data = tempfile::tempdir().unwrap();
+    let fifo = data.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let started = Instant::now();
+    for bad in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let conf = conf("1.0.0", "files", data.path(), json!({"subnet": "10.1.0.0/24", "resolvConf": bad}));
+        let out = run(&ours(), "ADD", "c1", &conf);
+        assert!(!out.ok);
+        assert_eq!(out.json["code"], 7, "{}", out.json);
+        let msg = out.json["msg"].as_str().unwrap();
+        assert!(msg.contains("resolvConf") && msg.contains(bad), "{msg}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "a FIFO blocked the plugin");
+    assert!(reservations(&data.path().join("files")).is_empty());
+    let plain = conf("1.0.0", "files", data.path(), json!({"subnet": "10.1.0.0/24"}));
+    assert_eq!(ip_of(&run(&ours(), "ADD", "c2", &plain)), "10.1.0.2");
+}
