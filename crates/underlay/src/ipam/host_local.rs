@@ -59,9 +59,8 @@ fn add_with_dns(
             }
             ips.push(IpConfig { interface: None, address: a.range.with_prefix(a.ip), gateway: Some(a.range.gateway) });
         }
-        if !requested.is_empty() {
-            let list: Vec<String> = requested.iter().map(IpAddr::to_string).collect();
-            return Err(CniError::config(format!("requested addresses {} are in none of the ranges", list.join(", "))));
+        if let Some(e) = unplaced(conf, &requested) {
+            return Err(e);
         }
         Ok(())
     })();
@@ -160,4 +159,19 @@ pub fn status(conf: &HostLocalConf) -> Result<(), CniError> {
         }
     }
     Ok(())
+}
+
+/// Why requested addresses were left over: outside every range, or a second address
+/// for a range set that gives one per set.
+fn unplaced(conf: &HostLocalConf, left: &[IpAddr]) -> Option<CniError> {
+    let ip = *left.first()?;
+    let list: Vec<String> = left.iter().map(IpAddr::to_string).collect();
+    Some(match conf.range_sets.iter().position(|s| s.contains(ip)) {
+        Some(i) => CniError::config(format!(
+            "requested addresses {} fall in range set {i}, which already gave one of the requested addresses; \
+             a range set hands out one address per attachment",
+            list.join(", ")
+        )),
+        None => CniError::config(format!("requested addresses {} are in none of the ranges", list.join(", "))),
+    })
 }
