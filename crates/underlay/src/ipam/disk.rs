@@ -204,7 +204,7 @@ impl DiskStore {
         let Some(side) = self.index.side() else { return Ok(None) };
         for k in 0..SPARES {
             let spare = side.join(format!("spare.{k}"));
-            let f = match OpenOptions::new().write(true).open(&spare) {
+            let f = match OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(&spare) {
                 Ok(f) => f,
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
