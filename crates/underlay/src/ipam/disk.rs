@@ -160,7 +160,13 @@ impl DiskStore {
             return Ok(());
         }
         if let Some(side) = self.index.side() {
-            save_state(side, &State { boot_id: self.boot_id.clone(), store: Some(Stamp::of(&self.dir)?) })?;
+            let stamp = Stamp::of(&self.dir)?;
+            save_state(side, &State { boot_id: self.boot_id.clone(), store: Some(stamp) })?;
+            // With coarse timestamps, a write by the next lock holder (the reference
+            // plugin) in this same clock tick would leave the stamp unchanged and go
+            // unseen. Holding the lock until the tick is over makes every later change
+            // visible.
+            stamp.wait_until_past();
         }
         self.dirty = false;
         Ok(())

@@ -35,6 +35,24 @@ impl Stamp {
         let m = fs::metadata(dir).map_err(|e| io(format_args!("stat {}", dir.display()), e))?;
         Ok(Stamp { ino: m.ino(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) })
     }
+
+    /// Waits (at most 100 ms) until the clock file timestamps come from has moved past
+    /// this stamp's times, so the next change to the directory gets a different one.
+    pub(super) fn wait_until_past(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+        while coarse_now() <= self.mtime.max(self.ctime) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// The kernel's coarse clock, which stamps file times on file systems without
+/// fine-grained timestamps (ramfs, ext4 before 6.13).
+fn coarse_now() -> (i64, i64) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    (ts.tv_sec, ts.tv_nsec)
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
