@@ -40,3 +40,22 @@ fn reference_writes_in_the_same_tick_are_seen() {
     eprintln!("coarse-timestamp rounds: {text}");
     assert_eq!(text.trim(), "double=0 left=0", "containers with two addresses / files left after DEL");
 }
+
+#[test]
+fn a_record_rewritten_in_place_is_freed_by_its_new_owner() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let c = conf("1.0.0", "inplace", data.path(), serde_json::json!({"subnet": "10.1.0.0/24"}));
+    let ip = ip_of(&run(&ours(), "ADD", "c1", &c));
+    let record = data.path().join("inplace").join(&ip);
+    let dir_before = std::fs::metadata(data.path().join("inplace")).unwrap();
+    // Rewritten in place in the pre-0.8 format (container ID only): same inode, and the
+    // directory's timestamps do not change.
+    let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&record).unwrap();
+    f.write_all(b"c2").unwrap();
+    drop(f);
+    let dir_after = std::fs::metadata(data.path().join("inplace")).unwrap();
+    assert_eq!(dir_before.modified().unwrap(), dir_after.modified().unwrap());
+    assert!(run(&ours(), "DEL", "c2", &c).ok);
+    assert!(!record.exists(), "DEL of the record's owner must free it");
+}
