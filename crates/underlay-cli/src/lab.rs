@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::failure::Failure;
 use crate::state::Dirs;
 
-/// Execs `underlay-lab --run-dir DIR ARGS...`; returns only on failure.
+/// Execs `underlay-lab ARGS...` with the run dir in `UNDERLAY_RUN_DIR`; returns only on failure.
 pub fn exec(dirs: &Dirs, args: &[OsString]) -> Failure {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -19,6 +19,6 @@ pub fn exec(dirs: &Dirs, args: &[OsString]) -> Failure {
         return Failure::not_found(format!("the lab is not installed: {} does not exist", lab.display()))
             .hint("build it next to underlay: cargo build --release --bin underlay-lab (or run scripts/lab)");
     }
-    let e = Command::new(&lab).arg("--run-dir").arg(&dirs.run).args(args).exec();
+    let e = Command::new(&lab).env("UNDERLAY_RUN_DIR", &dirs.run).args(args).exec();
     Failure::system(format!("run {}: {e}", lab.display()))
 }

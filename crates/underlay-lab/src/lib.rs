@@ -51,6 +51,9 @@ enum LabCommand {
 
 #[derive(Args, Clone)]
 pub struct Common {
+    /// Where the lab's files are kept (the same directory as `underlay --run-dir`).
+    #[arg(long, global = true, env = "UNDERLAY_RUN_DIR", default_value = "/run/underlay")]
+    run_dir: PathBuf,
     /// The lab's name: its namespaces are ul-<name>-*, its files <run-dir>/lab/<name>.
     #[arg(long, global = true, default_value = "lab", value_parser = lab_name)]
     name: String,
@@ -82,9 +85,10 @@ fn lab_name(s: &str) -> Result<String, String> {
     if ok { Ok(s.to_string()) } else { Err(format!("\"{s}\": 1-12 lowercase letters or digits")) }
 }
 
-pub fn run(run_dir: &Path, args: LabArgs) -> Result<bool> {
+pub fn run(args: LabArgs) -> Result<bool> {
     interrupt::catch();
     let c = &args.common;
+    let run_dir: &Path = &c.run_dir;
     match args.command {
         None => {
             let lab = build::up(run_dir, &c.name, args.build, &c.out)?;

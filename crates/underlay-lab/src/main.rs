@@ -1,7 +1,6 @@
 //! `underlay-lab`: build the seed's LAN in network namespaces and check it (nothing
 //! leaves them). Parse, dispatch, exit code.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,9 +10,6 @@ use underlay_lab::LabArgs;
 #[derive(Parser)]
 #[command(name = "underlay-lab", version, about = "The seed's LAN in network namespaces, every claim checked")]
 struct Cli {
-    /// Where the lab's files are kept (the same directory as `underlay --run-dir`).
-    #[arg(long, global = true, env = "UNDERLAY_RUN_DIR", default_value = "/run/underlay")]
-    run_dir: PathBuf,
     #[command(flatten)]
     lab: LabArgs,
 }
@@ -23,7 +19,7 @@ fn main() -> ExitCode {
     // The lab attaches pods through the CLI's in-process CNI call: same delegates as `underlay`.
     underlay::ipam::delegate::host_local_in_process();
     underlay::ipam::delegate::link("underlay-ipam", &underlay_ipam::UnderlayIpam);
-    match underlay_lab::run(&cli.run_dir, cli.lab) {
+    match underlay_lab::run(cli.lab) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(exit::FAILED),
         Err(e) if e.is::<underlay_lab::Interrupted>() => ExitCode::from(130),

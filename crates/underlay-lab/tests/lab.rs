@@ -22,7 +22,7 @@ impl Lab {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_underlay-lab"));
-        c.arg("--run-dir").arg(self.dir.path()).args(args);
+        c.env("UNDERLAY_RUN_DIR", self.dir.path()).args(args);
         c.arg("--name").arg(&self.name).arg("--out").arg(self.out()).stdin(Stdio::null());
         c
     }
