@@ -15,9 +15,12 @@ mount -t ramfs none "$DATA" || exit 90
 conf='{"cniVersion":"1.0.0","name":"coarse","type":"macvlan","ipam":{"type":"host-local","subnet":"10.7.0.0/16","dataDir":"'"$DATA"'"}}'
 cni() { echo "$conf" | CNI_COMMAND=$2 CNI_CONTAINERID=$3 CNI_NETNS=/nonexistent CNI_IFNAME=eth0 CNI_PATH=/nonexistent "$1" >/dev/null; }
 double=0
+# Records are "<container id>\r\n<ifname>" (the reference's format since 0.8).
+cr=$(printf '\r')
 for i in $(seq 1 100); do
   cni "$OURS" ADD a$i; cni "$REF" ADD b$i; cni "$OURS" ADD b$i
-  held=$(grep -l "^b$i\b" "$DATA"/coarse/[0-9]* 2>/dev/null | wc -l)
+  held=$(grep -l -E "^b$i($cr)?\$" "$DATA"/coarse/[0-9]* 2>/dev/null | wc -l)
+  [ "$held" -lt 1 ] && { echo "round $i: b$i holds no address"; exit 91; }
   [ "$held" -gt 1 ] && double=$((double + 1))
   cni "$OURS" DEL a$i; cni "$OURS" DEL b$i
 done
