@@ -1,0 +1,13 @@
+//! The `ipvlan` CNI plugin binary: a thin entry over the shared link core's `Ipvlan`.
+#![no_main]
+
+// A plain C `main`, as the macvlan binary: std's start-up work is skipped; a CNI call
+// is over before it would matter.
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
+    // Started again by ourselves to send the later announcements of an ADD (l2).
+    if let Some(job) = underlay_linux::announce::Job::from_env() {
+        return i32::from(job.run().is_err());
+    }
+    underlay::cni::plugin::main(&macvlan::Ipvlan)
+}
