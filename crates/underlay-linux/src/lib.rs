@@ -12,6 +12,7 @@ pub mod macvlan;
 pub mod neigh;
 pub mod netlink;
 pub mod netns;
+pub mod parent;
 pub mod probe;
 pub mod reach;
 pub mod route;
