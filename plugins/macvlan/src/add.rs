@@ -23,7 +23,15 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     let ifname = call.env.ifname.as_str();
     let path = call.env.netns.as_deref().expect("the runner requires CNI_NETNS for ADD");
     let pod = open_netns(path)?;
-    let (mut master_nl, master) = master::resolve(&conf, Some(&pod))?;
+    let user = master::user(call);
+    let (mut master_nl, master, vlan) = master::acquire(&conf, &pod, &user)?;
+    // Declared before the link's undo, so it runs after it: the sub-interface goes only
+    // once nothing sits on it.
+    let vlan_undo = Undo::new(|| {
+        if vlan.is_some() {
+            let _ = master::release(&conf, &user);
+        }
+    });
     if conf.mtu > master.mtu {
         return Err(CniError::config(format!(
             "mtu {} is larger than master {}'s MTU {}",
@@ -100,6 +108,7 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     })?;
     ipam_undo.keep();
     link_undo.keep();
+    vlan_undo.keep();
     // The kernel sent the first announcement; the rest go out after we have answered.
     if conf.settings.announce_count > 1 && !result.ips.is_empty() {
         let job = underlay_linux::announce::Job {

@@ -25,6 +25,7 @@ struct Raw {
     mac: String,
     #[serde(default)]
     link_in_container: bool,
+    vlan: Option<i64>,
     bcqueuelen: Option<u32>,
     #[serde(default)]
     source_macs: Vec<String>,
@@ -84,6 +85,8 @@ pub struct Conf {
     pub mtu: u32,
     /// The master lives in the container's namespace, not the node's.
     pub link_in_container: bool,
+    /// `"vlan": VID`: the master is the 802.1Q sub-interface `MASTER.VID`.
+    pub vlan: Option<u16>,
     pub settings: Settings,
     /// The IPAM plugin's type; `None` for an L2-only attachment.
     pub ipam: Option<String>,
@@ -108,7 +111,22 @@ impl Conf {
             Driver::Macvlan => macvlan_kind(call, &raw)?,
             Driver::Ipvlan => ipvlan_kind(call, &raw)?,
         };
+        let vlan = raw
+            .vlan
+            .map(|v| {
+                u16::try_from(v)
+                    .ok()
+                    .filter(|v| (1..=4094).contains(v))
+                    .ok_or_else(|| CniError::config(format!("vlan {v} is not a VLAN ID (1-4094)")))
+            })
+            .transpose()?;
         check_master(&raw.master)?;
+        if let Some(vid) = vlan {
+            check_master(&format!("{}.{vid}", raw.master))?;
+            if raw.link_in_container {
+                return Err(CniError::config(format!("vlan {vid} cannot be combined with linkInContainer")));
+            }
+        }
         let mut settings = Settings::default();
         if let Some(n) = raw.announce_count {
             settings.announce_count = n;
@@ -121,6 +139,7 @@ impl Conf {
             master: Some(raw.master).filter(|m| !m.is_empty()),
             mtu,
             link_in_container: raw.link_in_container,
+            vlan,
             settings,
             ipam: call.conf.ipam_type()?.map(str::to_string),
             dns: call.conf.dns.clone().unwrap_or_default(),

@@ -43,7 +43,7 @@ impl Plugin for Macvlan {
     }
 
     fn gc(&self, call: &Call) -> Result<(), CniError> {
-        gc(call)
+        gc(call, Driver::Macvlan)
     }
 }
 
@@ -65,7 +65,7 @@ impl Plugin for Ipvlan {
     }
 
     fn gc(&self, call: &Call) -> Result<(), CniError> {
-        gc(call)
+        gc(call, Driver::Ipvlan)
     }
 }
 
@@ -77,9 +77,14 @@ fn del(call: &Call, driver: Driver) -> Result<(), CniError> {
     if let Some(ty) = call.conf.ipam_type()? {
         delegate::run(call, ty, Command::Del)?;
     }
-    match &call.env.netns {
-        Some(path) => delete_link(path, &call.env.ifname, driver),
-        None => Ok(()),
+    if let Some(path) = &call.env.netns {
+        delete_link(path, &call.env.ifname, driver)?;
+    }
+    // After the link: a VLAN master goes with its last user. A config that no longer
+    // parses has nothing to release by (GC settles it).
+    match Conf::parse(call, driver) {
+        Ok(conf) => master::release(&conf, &master::user(call)),
+        Err(_) => Ok(()),
     }
 }
 
@@ -98,11 +103,17 @@ fn status(call: &Call, driver: Driver) -> Result<(), CniError> {
     }
 }
 
-fn gc(call: &Call) -> Result<(), CniError> {
-    match call.conf.ipam_type()? {
-        Some(ty) => delegate::run(call, ty, Command::Gc),
-        None => Ok(()),
+/// IPAM's GC, then the VLAN master's count: users of this network that are no longer
+/// valid attachments are dropped, and a sub-interface of ours left without users goes.
+fn gc(call: &Call, driver: Driver) -> Result<(), CniError> {
+    if let Some(ty) = call.conf.ipam_type()? {
+        delegate::run(call, ty, Command::Gc)?;
     }
+    let Ok(conf) = Conf::parse(call, driver) else { return Ok(()) };
+    let prefix = master::user_prefix(&call.conf.name);
+    let live: Vec<String> =
+        call.conf.valid_attachments()?.iter().map(|a| format!("{prefix}{}/{}", a.container_id, a.ifname)).collect();
+    master::collect(&conf, &prefix, &|u| live.iter().any(|l| l == u))
 }
 
 /// Deletes the macvlan (ipvlan) `ifname` in the namespace at `path`, if both still
