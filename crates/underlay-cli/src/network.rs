@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
 use underlay::cni::Attachment;
+use underlay_linux::parent::{Acquired, Parents};
 use underlay_linux::support::{Feature, has};
 use underlay_linux::{Netlink, Netns};
 
@@ -293,7 +294,7 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
         Some(p) => p,
         None => default_parent(&mut nl)?,
     };
-    let vlan = ensure_parent(&mut nl, &parent, &all)?;
+    let vlan = ensure_parent(&mut nl, &parent, &args.name)?;
     let network = Network {
         name: args.name.clone(),
         id: new_id(),
@@ -309,7 +310,7 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
         created: now(),
     };
     if let Err(e) = reserve_aux(dirs, &network) {
-        release_network(dirs, &mut nl, &network, &all);
+        release_network(dirs, &mut nl, &network);
         return Err(e);
     }
     state.save_network(&network)?;
@@ -324,37 +325,44 @@ fn default_parent(nl: &mut Netlink) -> Result<String> {
     Ok(nl.link_by_index(oif)?.map(|l| l.name).unwrap_or_default())
 }
 
-/// Checks the parent exists; `IF.VID` creates the VLAN sub-interface when missing.
-fn ensure_parent(nl: &mut Netlink, parent: &str, all: &[Network]) -> Result<Option<Vlan>> {
-    if nl.link_by_name(parent)?.is_some() {
-        // Someone else's sub-interface, or one an earlier network made (that network
-        // keeps the duty to remove it, and hands it on): this network never removes it.
-        let _ = all;
-        return Ok(vlan_name(parent).map(|(base, id)| Vlan { base, id, created: false }));
-    }
+/// The name a network is counted under as a user of its VLAN parent (the CNI plugins
+/// count each attachment in the same records).
+fn parent_user(network: &str) -> String {
+    format!("net:{network}")
+}
+
+/// Checks the parent exists; `IF.VID` creates the VLAN sub-interface when missing. Every
+/// network on an `IF.VID` parent is counted in the shared parent records
+/// (`underlay_linux::parent`), so the sub-interface goes with the last network or
+/// attachment that uses it, and one that existed before is never removed.
+fn ensure_parent(nl: &mut Netlink, parent: &str, network: &str) -> Result<Option<Vlan>> {
+    let exists = nl.link_by_name(parent)?.is_some();
     let Some((base, id)) = vlan_name(parent) else {
+        if exists {
+            return Ok(None);
+        }
         let names: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
         return Err(Failure::not_found(format!("parent interface \"{parent}\" does not exist"))
             .hint(format!("interfaces here: {}", names.join(", "))));
     };
-    let Some(base_link) = nl.link_by_name(&base)? else {
-        return Err(Failure::not_found(format!("parent \"{parent}\": its base interface \"{base}\" does not exist")));
-    };
-    if !has(Feature::Vlan)? {
-        return Err(Failure::system(format!("cannot create {parent}: {}", Feature::Vlan.missing()))
-            .hint("load the 8021q module, or create the sub-interface yourself"));
+    if !exists {
+        if nl.link_by_name(&base)?.is_none() {
+            return Err(Failure::not_found(format!(
+                "parent \"{parent}\": its base interface \"{base}\" does not exist"
+            )));
+        }
+        if !has(Feature::Vlan)? {
+            return Err(Failure::system(format!("cannot create {parent}: {}", Feature::Vlan.missing()))
+                .hint("load the 8021q module, or create the sub-interface yourself"));
+        }
     }
-    nl.create_vlan(parent, base_link.index, id)?;
-    let link = nl.link(parent)?;
-    nl.set_up(link.index, true)?;
-    Ok(Some(Vlan { base, id, created: true }))
+    let acquired = Parents::here()?.acquire(nl, parent, &parent_user(network))?;
+    Ok(Some(Vlan { base, id, created: acquired == Acquired::Counted }))
 }
 
 /// `enp0s3.10` -> (`enp0s3`, 10) when VID is 1–4094.
 fn vlan_name(name: &str) -> Option<(String, u16)> {
-    let (base, vid) = name.rsplit_once('.')?;
-    let vid: u16 = vid.parse().ok()?;
-    ((1..=4094).contains(&vid) && !base.is_empty()).then(|| (base.to_string(), vid))
+    underlay_linux::parent::vlan_name(name).map(|(base, id)| (base.to_string(), id))
 }
 
 /// The owner under which a network's aux addresses are held in its IPAM store. In the
@@ -387,13 +395,14 @@ fn aux_owners(net: &Network) -> Vec<Attachment> {
 
 /// Drops what a network holds: its IPAM store, and its VLAN sub-interface if underlay
 /// made it and no other network uses it.
-fn release_network(dirs: &Dirs, nl: &mut Netlink, net: &Network, others: &[Network]) {
+fn release_network(dirs: &Dirs, nl: &mut Netlink, net: &Network) {
     if let Ok(store) = AddressStore::of(net, dirs) {
         store.remove(&aux_owners(net));
     }
-    let shared = others.iter().any(|n| n.name != net.name && n.parent == net.parent);
-    if net.vlan.as_ref().is_some_and(|v| v.created) && !shared {
-        let _ = nl.delete_link_by_name(&net.parent);
+    if net.vlan.is_some()
+        && let Ok(parents) = Parents::here()
+    {
+        let _ = parents.release(nl, &net.parent, &parent_user(&net.name));
     }
 }
 
@@ -408,15 +417,7 @@ pub fn remove(state: &State, name: &str) -> Result<()> {
         return Err(Failure::conflict(format!("network \"{name}\" has endpoints: {}", users.join(", ")))
             .hint("stop them (`underlay stop NAME`) or detach them (`underlay detach NAME`) first"));
     }
-    let all = state.networks()?;
-    // A VLAN this network made passes to another network on the same parent.
-    if net.vlan.as_ref().is_some_and(|v| v.created)
-        && let Some(mut heir) = all.iter().find(|n| n.name != net.name && n.parent == net.parent).cloned()
-    {
-        heir.vlan = net.vlan.clone();
-        state.save_network(&heir)?;
-    }
-    release_network(state.dirs(), &mut Netlink::new()?, &net, &all);
+    release_network(state.dirs(), &mut Netlink::new()?, &net);
     state.remove_network(name)
 }
 
