@@ -124,6 +124,11 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
     if let Some(ha) = state.host_access(name)? {
         return Ok(ha);
     }
+    if net.dhcp.is_some() {
+        return Err(Failure::usage(format!(
+            "network \"{name}\" gets its addresses from the LAN's DHCP server; host access needs a network with --subnet"
+        )));
+    }
     let requested = match address {
         Some(a) => {
             if let Some(why) = shim::refuse_address(a, &net.parent) {

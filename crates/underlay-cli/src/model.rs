@@ -54,7 +54,16 @@ pub struct Network {
     /// The cluster-wide store (`--ipam-driver underlay-ipam`); None: host-local here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<ClusterIpam>,
+    /// Leases from the LAN's DHCP server (`--ipam-driver dhcp`), through the dhcp daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<DhcpIpam>,
     pub created: u64,
+}
+
+/// Where a DHCP network's leases come from: the dhcp daemon at `socket`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpIpam {
+    pub socket: std::path::PathBuf,
 }
 
 /// Where a network's addresses are reserved when several hosts share its subnet.
