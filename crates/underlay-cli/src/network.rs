@@ -11,7 +11,7 @@ use underlay_linux::{Netlink, Netns};
 
 use crate::address_store::AddressStore;
 use crate::failure::{Failure, Result};
-use crate::model::{ClusterIpam, DhcpIpam, Driver, Network, Subnet, Vlan, new_id, now};
+use crate::model::{ClusterIpam, DhcpIpam, Driver, Network, Subnet, Vlan, new_id, now, short};
 use crate::output::{Format, print_json, table};
 use crate::state::{Dirs, State};
 
@@ -331,6 +331,7 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
         Some(p) => p,
         None => default_parent(&mut nl)?,
     };
+    check_parent(&mut nl, &parent, args.mtu)?;
     let vlan = ensure_parent(&mut nl, &parent, &all)?;
     let network = Network {
         name: args.name.clone(),
@@ -361,6 +362,31 @@ fn default_parent(nl: &mut Netlink) -> Result<String> {
     })?;
     let oif = route.oif.ok_or_else(|| Failure::usage("the default route has no interface; add -o parent=IF"))?;
     Ok(nl.link_by_index(oif)?.map(|l| l.name).unwrap_or_default())
+}
+
+/// Refuses at create what every `run` would fail on: the loopback device as parent,
+/// and an MTU above the parent's (for `IF.VID` still to be made: IF's).
+fn check_parent(nl: &mut Netlink, parent: &str, mtu: Option<u32>) -> Result<()> {
+    let base = vlan_name(parent).map(|(b, _)| b);
+    if parent == "lo" || base.as_deref() == Some("lo") {
+        return Err(Failure::usage(format!(
+            "-o parent={parent}: the loopback device cannot carry macvlan or ipvlan endpoints"
+        ))
+        .hint("give the interface of the LAN, like -o parent=enp0s3"));
+    }
+    let link = match nl.link_by_name(parent)? {
+        Some(l) => Some(l),
+        None => match &base {
+            Some(b) => nl.link_by_name(b)?,
+            None => None,
+        },
+    };
+    if let (Some(want), Some(link)) = (mtu, link)
+        && want > link.mtu
+    {
+        return Err(Failure::usage(format!("--mtu {want} is larger than parent {}'s MTU {}", link.name, link.mtu)));
+    }
+    Ok(())
 }
 
 /// Checks the parent exists; `IF.VID` creates the VLAN sub-interface when missing.
@@ -399,7 +425,7 @@ fn vlan_name(name: &str) -> Option<(String, u16)> {
 /// The owner under which a network's aux addresses are held in its IPAM store. In the
 /// cluster store every host's network of that name holds them as one owner.
 pub fn aux_owner(net: &Network, name: &str) -> Attachment {
-    let id = if net.ipam.is_some() { net.name.as_str() } else { &net.id[..12] };
+    let id = if net.ipam.is_some() { net.name.as_str() } else { short(&net.id, 12) };
     Attachment { container_id: format!("aux-{id}"), ifname: name.to_string() }
 }
 
@@ -463,13 +489,13 @@ fn ls(dirs: &Dirs, format: Format) -> Result<()> {
     let state = State::lock(dirs)?;
     let (nets, eps) = (state.networks()?, state.endpoints()?);
     match format {
-        Format::Json => print_json(&nets),
+        Format::Json => print_json(&crate::state::with_damaged(&nets, state.damaged()?, "networks")),
         Format::Table => {
             let rows = nets.iter().map(|n| {
                 let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
                 vec![
                     n.name.clone(),
-                    n.id[..12].to_string(),
+                    short(&n.id, 12).to_string(),
                     n.driver.as_str().to_string(),
                     n.parent.clone(),
                     n.mode.clone(),
