@@ -4,6 +4,7 @@
 mod etcd_ipam;
 mod floor;
 mod host_local;
+mod ipvlan;
 mod macvlan;
 mod measure;
 mod podman;
@@ -26,6 +27,9 @@ struct Cli {
 enum Bench {
     /// host-local allocation latency with 1, 1000 and 4000 existing reservations.
     HostLocal(host_local::Args),
+    /// ipvlan ADD/DEL latency and peak memory against the reference (needs ipvlan:
+    /// `scripts/kernel-lane --bench 'underlay-bench ipvlan'`).
+    Ipvlan(ipvlan::Args),
     /// macvlan ADD/DEL latency, concurrent ADDs, and the kernel's deletion floor.
     Macvlan(macvlan::Args),
     /// podman run --rm with our plugins, the reference plugins and netavark, and the floor.
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     let quick = cli.quick;
     match cli.bench {
         Bench::HostLocal(args) => host_local::run(if quick { args.quick() } else { args }),
+        Bench::Ipvlan(args) => ipvlan::run(if quick { args.quick() } else { args }),
         Bench::Macvlan(args) => macvlan::run(if quick { args.quick() } else { args }),
         Bench::EtcdIpam(args) => etcd_ipam::run(if quick { args.quick() } else { args }),
         Bench::Scale(args) => scale::run(if quick { args.quick() } else { args }),

@@ -76,7 +76,8 @@ fn vlan_master_is_shared_removed_with_the_last_user_and_a_pre_existing_one_kept(
     let data = tempfile::tempdir().unwrap();
     let n = &w.node(0).netns;
     let iv = conf("ipvlan", data.path(), 10, json!({}));
-    let mv = conf("macvlan", data.path(), 10, json!({}));
+    // A second ipvlan user (a parent takes ipvlan or macvlan children, not both).
+    let mv = conf("ipvlan", data.path(), 10, json!({"name": "v2"}));
     assert!(cni(&p, n, "ADD", "a", &w.pods[0], &iv).ok);
     let made = index(n, "enp0s3.10").expect("made by the first ADD");
     assert!(cni(&p, n, "ADD", "b", &w.pods[1], &mv).ok);

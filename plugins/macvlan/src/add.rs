@@ -125,10 +125,10 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     Ok(result)
 }
 
-/// In ipvlan l3/l3s the master routes for its children and answers no ARP for a
-/// gateway: a family with addresses but no gateway and no default route gets a default
-/// route through the device itself (Docker's behaviour; the reference leaves the pod
-/// with no way off its subnet).
+/// In ipvlan l3/l3s the master routes for its children by destination address (the
+/// children do no ARP): a family with addresses and no default route gets one through
+/// the device itself (Docker's behaviour; the reference leaves the pod with no way off
+/// its subnet).
 fn default_through_device(kind: &Kind, result: &mut CniResult) {
     use underlay_linux::ipvlan::IpvlanMode;
     if !matches!(kind, Kind::Ipvlan { mode: IpvlanMode::L3 | IpvlanMode::L3s, .. }) {
@@ -137,7 +137,7 @@ fn default_through_device(kind: &Kind, result: &mut CniResult) {
     for v4 in [true, false] {
         let ips = || result.ips.iter().filter(|ip| ip.address.addr().is_ipv4() == v4);
         let has_default = result.routes.iter().any(|r| r.dst.prefix_len() == 0 && r.dst.addr().is_ipv4() == v4);
-        if ips().next().is_some() && ips().all(|ip| ip.gateway.is_none()) && !has_default {
+        if ips().next().is_some() && !has_default {
             let any: ipnet::IpNet = if v4 { "0.0.0.0/0" } else { "::/0" }.parse().expect("a literal network");
             result.routes.push(underlay::cni::Route::new(any, None));
         }
