@@ -76,11 +76,13 @@ fn vlan_master_is_shared_removed_with_the_last_user_and_a_pre_existing_one_kept(
     let data = tempfile::tempdir().unwrap();
     let n = &w.node(0).netns;
     let iv = conf("ipvlan", data.path(), 10, json!({}));
-    // A second ipvlan user (a parent takes ipvlan or macvlan children, not both).
-    let mv = conf("ipvlan", data.path(), 10, json!({"name": "v2"}));
+    // A second ipvlan user (a parent takes ipvlan or macvlan children, not both), from
+    // its own range: ipvlan refuses one address on two children of a parent.
+    let mv = conf("ipvlan", data.path(), 20, json!({"name": "v2"}));
     assert!(cni(&p, n, "ADD", "a", &w.pods[0], &iv).ok);
     let made = index(n, "enp0s3.10").expect("made by the first ADD");
-    assert!(cni(&p, n, "ADD", "b", &w.pods[1], &mv).ok);
+    let b = cni(&p, n, "ADD", "b", &w.pods[1], &mv);
+    assert!(b.ok, "{}", b.json);
     assert_eq!(index(n, "enp0s3.10"), Some(made), "shared, not made again");
     assert!(cni(&p, n, "DEL", "a", &w.pods[0], &iv).ok);
     assert_eq!(index(n, "enp0s3.10"), Some(made), "still used by b");
