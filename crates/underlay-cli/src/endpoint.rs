@@ -96,8 +96,8 @@ fn usable(range: ipnet::IpNet, subnet: ipnet::IpNet) -> (IpAddr, IpAddr) {
 
 fn plugin(conf: &Value) -> &'static dyn Plugin {
     match conf["type"].as_str() {
-        Some("ipvlan") => &macvlan::Ipvlan,
-        _ => &macvlan::Macvlan,
+        Some("ipvlan") => &underlay_attach::Ipvlan,
+        _ => &underlay_attach::Macvlan,
     }
 }
 

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use underlay::MacAddr;
 
-pub use macvlan::Driver;
+pub use underlay_attach::Driver;
 
 /// One subnet of a network, with Docker's per-subnet settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
