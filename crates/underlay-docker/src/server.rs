@@ -1,6 +1,6 @@
 //! The HTTP side: Docker's plugin protocol over a unix socket. Every call is
 //! `POST /<Method>` with a JSON body (dockerd sends no Content-Type); every answer is
-//! HTTP 200 with JSON, errors as `{"Err": "..."}`. Anything a client sends, however
+//! HTTP 200 with JSON, errors as `{"Err": "...", "Error": "..."}`. Anything a client sends, however
 //! malformed, gets such an answer; the daemon keeps serving.
 
 use std::path::Path;
@@ -62,14 +62,20 @@ fn answer(value: Value) -> Response {
     ([(header::CONTENT_TYPE, "application/vnd.docker.plugins.v1.2+json")], value.to_string()).into_response()
 }
 
+/// libnetwork's network-driver replies carry errors in `Err`, its IPAM replies in
+/// `Error` (`ipams/remote/api.Response`); both are sent, each side reads its own.
+fn error(text: String) -> Value {
+    json!({"Err": text, "Error": text})
+}
+
 async fn handle(plugin: Arc<Plugin>, uri: Uri, body: Bytes) -> Response {
     let method = uri.path().trim_start_matches('/').to_string();
     // Handlers talk to the kernel and the disk: keep them off the async threads.
     let out = tokio::task::spawn_blocking(move || dispatch(&plugin, &method, &body)).await;
     match out {
         Ok(Ok(v)) => answer(v),
-        Ok(Err(e)) => answer(json!({"Err": e})),
-        Err(e) => answer(json!({"Err": format!("internal error: {e}")})),
+        Ok(Err(e)) => answer(error(e)),
+        Err(e) => answer(error(format!("internal error: {e}"))),
     }
 }
 

@@ -109,7 +109,12 @@ fn seed_commands_put_container1_on_the_lan() {
             .args(["-qO-", "-T", "2", "http://192.168.1.100:9090/cgi-bin/whoami"])
             .output()
             .unwrap();
-        seen = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        // busybox httpd listens on v6 and prints v4 peers in mapped form.
+        seen = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("[::ffff:")
+            .trim_end_matches(']')
+            .to_string();
         if out.status.success() {
             break;
         }
@@ -174,7 +179,6 @@ fn failures_are_explained_and_leave_nothing() {
     assert!(r.code != 0 && r.stderr.contains("macvlan_mode=bridged"), "{}", r.stderr);
     // A Join that fails (its parent vanished after the network was made): exit 125,
     // and the DeleteEndpoint that follows leaves no link and no reservation.
-    create("n7", &["--ipam-driver", drv, "--subnet=10.9.4.0/24", "-o", "parent=ulgone0"]).code;
     let ip = |a: &[&str]| std::process::Command::new("ip").args(a).status().unwrap().success();
     assert!(ip(&["link", "add", "ulgone0", "type", "veth", "peer", "name", "ulgone1"]));
     create("n8", &["--ipam-driver", drv, "--subnet=10.9.5.0/24", "-o", "parent=ulgone0"]).ok();

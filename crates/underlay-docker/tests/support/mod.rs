@@ -197,9 +197,13 @@ impl Docker {
         std::fs::write(&cgi, WHOAMI).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let tar = Command::new("tar").arg("-C").arg(&rootfs).args(["-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
-        let out =
-            self.command(&["import", "-", IMAGE]).stdin(tar.stdout.expect("pipe")).output().expect("docker import");
+        let mut tar =
+            Command::new("tar").arg("-C").arg(&rootfs).args(["-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
+        let out = self
+            .command(&["import", "-", IMAGE])
+            .stdin(tar.stdout.take().expect("pipe"))
+            .output()
+            .expect("docker import");
         assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
