@@ -197,13 +197,10 @@ impl Docker {
         std::fs::write(&cgi, WHOAMI).unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut tar =
-            Command::new("tar").arg("-C").arg(&rootfs).args(["-c", "."]).stdout(Stdio::piped()).spawn().unwrap();
-        let out = self
-            .command(&["import", "-", IMAGE])
-            .stdin(tar.stdout.take().expect("pipe"))
-            .output()
-            .expect("docker import");
+        let tarball = self.dir.path().join("image.tar");
+        let ok = Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tarball).arg(".").status().unwrap();
+        assert!(ok.success(), "tar of the image rootfs failed");
+        let out = self.command(&["import"]).arg(&tarball).arg(IMAGE).output().expect("docker import");
         assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
