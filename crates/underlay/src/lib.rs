@@ -6,6 +6,7 @@ pub mod cni;
 pub mod identity;
 pub mod ipam;
 pub mod mac;
+pub mod safe_read;
 pub mod undo;
 
 pub use mac::{HwAddr, MacAddr};

@@ -72,6 +72,14 @@ fn bad_input_is_named_and_leaves_nothing() {
             std::fs::read_dir(&store).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
         assert!(left.iter().all(|n| n.to_string_lossy().ends_with(".lock")), "{plugin}: {left:?}");
     }
+    // Keys in another case are read as Go reads them: a misspelt-case `Master` naming
+    // a missing link is refused, never replaced by the default-route link.
+    let mut c = conf(&store, json!({"Master": "nope1", "address": "192.168.1.254", "prevResult": prev}));
+    c.as_object_mut().unwrap().remove("master");
+    let out = call(&w, "ADD", &c);
+    assert_eq!(out.code, Some(7), "{c}: {}", out.msg);
+    assert!(out.msg.contains("nope1"), "{}", out.msg);
+    assert_eq!(links(&w), before);
     // The same-subnet refusal explains what to use instead.
     let out = call(&w, "ADD", &conf(&store, json!({"address": "192.168.1.254/24", "prevResult": prev})));
     assert!(out.msg.contains("Use the bare address (192.168.1.254/32)"), "{}", out.msg);

@@ -148,3 +148,19 @@ fn del_is_idempotent_and_bad_input_is_named() {
     assert_eq!(out.json["code"], 7);
     assert!(out.json["msg"].as_str().unwrap().contains("10.7.0.0/24"), "{}", out.json);
 }
+
+#[test]
+fn two_requested_addresses_in_one_range_set_say_so() {
+    let data = tempfile::tempdir().unwrap();
+    let mut c: serde_json::Value =
+        serde_json::from_slice(&conf("1.0.0", "two", data.path(), json!({"subnet": "10.1.0.0/24"}))).unwrap();
+    c["runtimeConfig"] = json!({"ips": ["10.1.0.5", "10.1.0.6"]});
+    let out = run(&ours(), "ADD", "c1", &serde_json::to_vec(&c).unwrap());
+    assert_eq!(out.json["code"], 7, "{}", out.json);
+    let msg = out.json["msg"].as_str().unwrap();
+    assert!(!msg.contains("none of the ranges") && msg.contains("range set 0") && msg.contains("10.1.0.6"), "{msg}");
+    assert!(reservations(&data.path().join("two")).is_empty(), "the first address is released again");
+    c["runtimeConfig"] = json!({"ips": ["10.9.0.5"]});
+    let out = run(&ours(), "ADD", "c1", &serde_json::to_vec(&c).unwrap());
+    assert!(out.json["msg"].as_str().unwrap().contains("none of the ranges"), "{}", out.json);
+}

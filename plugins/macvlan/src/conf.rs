@@ -108,6 +108,7 @@ impl Conf {
             Driver::Macvlan => macvlan_kind(call, &raw)?,
             Driver::Ipvlan => ipvlan_kind(call, &raw)?,
         };
+        check_master(&raw.master)?;
         let mut settings = Settings::default();
         if let Some(n) = raw.announce_count {
             settings.announce_count = n;
@@ -125,6 +126,21 @@ impl Conf {
             dns: call.conf.dns.clone().unwrap_or_default(),
         })
     }
+}
+
+/// What the kernel would refuse with a bare errno, refused up front with the name.
+fn check_master(master: &str) -> Result<(), CniError> {
+    // IFNAMSIZ is 16 with the terminating NUL.
+    if master.len() > 15 {
+        return Err(CniError::config(format!(
+            "master \"{master}\" is {} bytes; interface names have at most 15",
+            master.len()
+        )));
+    }
+    if master == "lo" {
+        return Err(CniError::config("master \"lo\" is the loopback device; it cannot carry macvlan/ipvlan links"));
+    }
+    Ok(())
 }
 
 fn macvlan_kind(call: &Call, raw: &Raw) -> Result<Kind, CniError> {

@@ -179,9 +179,8 @@ impl EtcdConf {
             (Some(p), _) => Ok(Some(p.clone())),
             (None, Some(f)) => {
                 warn_if_world_readable(f);
-                std::fs::read_to_string(f)
+                underlay::safe_read::read_config_text(f, "ipam.etcd.passwordFile", underlay::safe_read::CONFIG_FILE_CAP)
                     .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_string()))
-                    .map_err(|e| CniError::config(format!("ipam.etcd.passwordFile: cannot read {}: {e}", f.display())))
             }
             (None, None) => Ok(None),
         }

@@ -38,7 +38,7 @@ pub struct Etcd {
 }
 
 fn read(key: &str, path: &std::path::Path) -> Result<Vec<u8>, CniError> {
-    std::fs::read(path).map_err(|e| CniError::config(format!("ipam.etcd.{key}: cannot read {}: {e}", path.display())))
+    underlay::safe_read::read_config_file(path, &format!("ipam.etcd.{key}"), underlay::safe_read::CONFIG_FILE_CAP)
 }
 
 /// The chain of causes under an error (a TLS alert under "transport error").

@@ -32,6 +32,17 @@ impl CniArgs {
         self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// A key that may be given once: the reference refuses a repeated key rather than
+    /// pick one of the values (code 7 naming both).
+    pub fn single(&self, key: &str) -> Result<Option<&str>, CniError> {
+        let mut values = self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let first = values.next();
+        if let (Some(a), Some(b)) = (first, values.next()) {
+            return Err(CniError::config(format!("CNI_ARGS has {key}= twice (\"{a}\" and \"{b}\"); give it once")));
+        }
+        Ok(first)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }

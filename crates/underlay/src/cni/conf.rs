@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::CniError;
+use super::golike::{self, Go, fold_keys};
 use super::result::Dns;
 
 /// The keys the spec defines for every plugin. Plugin-specific structs flatten this in.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetConf {
     #[serde(default)]
@@ -37,6 +38,58 @@ pub struct NetConf {
     pub rest: Map<String, Value>,
 }
 
+/// NetConf as derived; read only after [`fold_keys`], since `flatten` hides the
+/// field names from the Go-style decoder.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NetConfWire {
+    #[serde(default)]
+    cni_version: String,
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "type", default)]
+    plugin_type: String,
+    #[serde(default)]
+    capabilities: Option<Map<String, Value>>,
+    /// Handed whole to the IPAM plugin; only `type` is read here.
+    #[serde(default)]
+    ipam: Option<Map<String, Value>>,
+    #[serde(default)]
+    dns: Option<Dns>,
+    #[serde(default)]
+    runtime_config: Option<Map<String, Value>>,
+    #[serde(default)]
+    args: Option<Map<String, Value>>,
+    #[serde(default)]
+    prev_result: Option<Value>,
+    /// Everything else, passed through untouched.
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+/// NetConf's keys, for case folding (see [`super::golike`]).
+const NETCONF_KEYS: &[&str] =
+    &["cniVersion", "name", "type", "capabilities", "ipam", "dns", "runtimeConfig", "args", "prevResult"];
+
+impl<'de> Deserialize<'de> for NetConf {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = fold_keys(Map::<String, Value>::deserialize(d)?, NETCONF_KEYS);
+        let w = NetConfWire::deserialize(Go(Value::Object(map))).map_err(serde::de::Error::custom)?;
+        Ok(NetConf {
+            cni_version: w.cni_version,
+            name: w.name,
+            plugin_type: w.plugin_type,
+            capabilities: w.capabilities,
+            ipam: w.ipam,
+            dns: w.dns,
+            runtime_config: w.runtime_config,
+            args: w.args,
+            prev_result: w.prev_result,
+            rest: w.rest,
+        })
+    }
+}
+
 /// One (container, interface) pair a runtime still uses; GC keeps these.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Attachment {
@@ -55,7 +108,8 @@ impl NetConf {
         let Some(ipam) = &self.ipam else {
             return Ok(None);
         };
-        match ipam.get("type") {
+        match ipam.get("type").or_else(|| ipam.iter().find(|(k, _)| k.eq_ignore_ascii_case("type")).map(|(_, v)| v)) {
+            Some(Value::Null) => Ok(None),
             None => Ok(None),
             Some(Value::String(t)) if t.is_empty() => Ok(None),
             Some(Value::String(t)) => {
@@ -81,16 +135,17 @@ impl NetConf {
 
     /// A `runtimeConfig` entry, typed; code 7 naming the key when it does not fit.
     pub fn runtime<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CniError> {
-        let Some(v) = self.runtime_config.as_ref().and_then(|m| m.get(key)) else {
+        let rc = self.runtime_config.clone().map(Value::Object).unwrap_or_default();
+        let Some(v) = golike::get(&rc, key) else {
             return Ok(None);
         };
         typed(v.clone(), &format!("runtimeConfig.{key}")).map(Some)
     }
 }
 
-/// Deserializes `value` into `T`; errors name the path of the bad key under `what`.
+/// Deserializes `value` into `T` with Go's rules ([`golike`]); errors name the path of the bad key under `what`.
 pub fn typed<T: DeserializeOwned>(value: Value, what: &str) -> Result<T, CniError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(Go(value)).map_err(|e| {
         let path = e.path().to_string();
         let key = match (what.is_empty(), path.as_str()) {
             (true, ".") => "network config".to_string(),

@@ -6,6 +6,7 @@ pub mod conf;
 pub mod delegate;
 pub mod env;
 pub mod error;
+pub mod golike;
 pub mod names;
 pub mod plugin;
 pub mod result;

@@ -10,10 +10,14 @@ use serde_json::Value;
 
 use super::range::{RangeConf, RangeSet};
 use crate::cni::conf::typed;
+use crate::cni::golike::get;
 use crate::cni::{CniArgs, CniError, Route, Version};
 
 /// Where the reference plugin keeps its store; ours is the same so a node can switch.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/networks";
+
+/// The longest file name Linux file systems take (`NAME_MAX`).
+const NAME_MAX: usize = 255;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostLocalConf {
@@ -59,19 +63,27 @@ impl HostLocalConf {
     /// Reads the whole network config (IPAM plugins get the caller's config, not just
     /// the `ipam` section) plus `CNI_ARGS`.
     pub fn parse(raw: &Value, version: Version, args: &CniArgs) -> Result<HostLocalConf, CniError> {
-        let network = raw.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-        let section = match raw.get("ipam") {
+        let network = get(raw, "name").and_then(Value::as_str).unwrap_or_default().to_string();
+        // The store is `<dataDir>/<name>/`: a name the file system cannot hold is a
+        // config error, not an I/O failure at the first write.
+        if network.len() > NAME_MAX {
+            return Err(CniError::config(format!(
+                "name \"{network}\" is {} bytes; the address store allows at most {NAME_MAX}",
+                network.len()
+            )));
+        }
+        let section = match get(raw, "ipam") {
             Some(v @ Value::Object(_)) => typed::<Section>(v.clone(), "ipam")?,
             _ => return Err(CniError::config("network config has no \"ipam\" section")),
         };
-        let runtime: Runtime = match raw.get("runtimeConfig") {
-            Some(v) if !v.is_null() => typed(v.clone(), "runtimeConfig")?,
-            _ => Runtime::default(),
+        let runtime: Runtime = match get(raw, "runtimeConfig") {
+            Some(v) => typed(v.clone(), "runtimeConfig")?,
+            None => Runtime::default(),
         };
 
         let mut requested = Vec::new();
         args.check_known(&["IP", "MAC"])?;
-        if let Some(s) = args.get("IP") {
+        if let Some(s) = args.single("IP")? {
             for piece in s.split(',').filter(|p| !p.is_empty()) {
                 requested.push(
                     parse_ip(piece)
@@ -79,8 +91,11 @@ impl HostLocalConf {
                 );
             }
         }
-        let args_ips = raw.pointer("/args/cni/ips").cloned().unwrap_or(Value::Null);
-        let args_ips: Vec<String> = if args_ips.is_null() { vec![] } else { typed(args_ips, "args.cni.ips")? };
+        let args_ips = get(raw, "args").and_then(|a| get(a, "cni")).and_then(|c| get(c, "ips"));
+        let args_ips: Vec<String> = match args_ips {
+            Some(v) => typed(v.clone(), "args.cni.ips")?,
+            None => vec![],
+        };
         for (key, list) in [("args.cni.ips", &args_ips), ("runtimeConfig.ips", &runtime.ips)] {
             for s in list {
                 requested
@@ -102,6 +117,14 @@ impl HostLocalConf {
         if confs.is_empty() {
             return Err(CniError::config("ipam has neither \"subnet\" nor \"ranges\": no addresses to hand out"));
         }
+        for (i, set) in confs.iter().enumerate() {
+            if let Some(r) = set.iter().find(|r| r.subnet.prefix_len() == 0) {
+                return Err(CniError::config(format!(
+                    "range set {i}: subnet \"{}\" is a default route, not a network to hand out addresses from",
+                    r.subnet
+                )));
+            }
+        }
         let range_sets =
             confs.iter().enumerate().map(|(i, c)| RangeSet::canonicalize(c, i)).collect::<Result<Vec<_>, _>>()?;
         for (i, a) in range_sets.iter().enumerate() {
@@ -120,7 +143,11 @@ impl HostLocalConf {
             version,
             range_sets,
             routes: section.routes,
-            data_dir: section.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            // `""` is the reference's default too, not the current directory.
+            data_dir: section
+                .data_dir
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             resolv_conf: section.resolv_conf,
             requested,
             reclaim_after_reboot: section.reclaim_after_reboot.unwrap_or(true),
@@ -191,12 +218,37 @@ mod tests {
             (json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"},"runtimeConfig":{"ips":["nope"]}}), "", 7, "nope"),
             (json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}), "IP=10.0.0.999", 4, "10.0.0.999"),
             (json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}), "FOO=1", 2, "FOO"),
+            (json!({"name":"n","ipam":{"subnet":"0.0.0.0/0"}}), "", 7, "0.0.0.0/0"),
+            (json!({"name":"n","ipam":{"ranges":[[{"subnet":"::/0"}]]}}), "", 7, "::/0"),
+            (json!({"name":"n","ipam":{"subnet":"10.0.0.0/24"}}), "IP=10.0.0.5;IP=10.0.0.6", 7, "10.0.0.6"),
+            (json!({"name":"x".repeat(256),"ipam":{"subnet":"10.0.0.0/24"}}), "", 7, "256 bytes"),
         ];
         for (v, args, code, needle) in cases {
             let e = parse(v.clone(), args).unwrap_err();
             assert_eq!(e.code, code, "{v}: {e}");
             assert!(e.msg.contains(needle), "{v}: {}", e.msg);
         }
+    }
+
+    #[test]
+    fn nulls_are_unset_and_keys_match_in_any_case_as_in_go() {
+        let c = parse(
+            json!({"Name":"n","IPAM":{"type":"host-local","Subnet":"10.0.0.0/24","RangeStart":"10.0.0.50",
+                   "routes":null,"ranges":null,"dataDir":null,"resolvConf":null,"gateway":null},
+                   "RuntimeConfig":{"IPs":["10.0.0.60"],"ipRanges":null},"Args":{"CNI":{"IPS":null}}}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(c.network, "n");
+        assert_eq!(c.range_sets[0].0[0].start.to_string(), "10.0.0.50");
+        assert!(c.routes.is_empty());
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        let empty = parse(json!({"name":"n","ipam":{"subnet":"10.0.0.0/24","dataDir":""}}), "").unwrap();
+        assert_eq!(empty.store_dir(), PathBuf::from("/var/lib/cni/networks/n"), "\"\" is the default, not the cwd");
+        assert_eq!(c.requested, ["10.0.0.60".parse::<IpAddr>().unwrap()]);
+        // The exact spelling wins over another case.
+        let c = parse(json!({"name":"n","ipam":{"subnet":"10.0.0.0/24","Subnet":"10.9.0.0/24"}}), "").unwrap();
+        assert_eq!(c.range_sets[0].0[0].subnet.to_string(), "10.0.0.0/24");
     }
 
     #[test]

@@ -148,9 +148,24 @@ impl DiskStore {
         self.record_at(&self.dir.join(ip.to_string()))
     }
 
-    /// Addresses held under exactly this owner record, checked against the files.
-    fn held_by_record(&self, record: &Attachment) -> Vec<IpAddr> {
-        self.index.get(record).into_iter().filter(|ip| self.record(*ip).as_ref() == Some(record)).collect()
+    /// Addresses held under exactly this owner record, checked against the files. A
+    /// listed file that names someone else means the index is wrong (a record was
+    /// rewritten in place, which no directory timestamp shows): it is rebuilt.
+    fn held_by_record(&mut self, record: &Attachment) -> Result<Vec<IpAddr>, CniError> {
+        let listed = self.index.get(record);
+        let held: Vec<IpAddr> = listed.iter().copied().filter(|ip| self.record(*ip).as_ref() == Some(record)).collect();
+        if held.len() == listed.len() {
+            return Ok(held);
+        }
+        self.rebuild_index()?;
+        Ok(self.index.get(record))
+    }
+
+    fn rebuild_index(&mut self) -> Result<(), CniError> {
+        let owners = self.scan_owners()?;
+        self.index.rebuild(owners)?;
+        self.dirty = true;
+        Ok(())
     }
 
     /// Makes the index's stamp match the store again; until then a crash leaves the
@@ -160,7 +175,13 @@ impl DiskStore {
             return Ok(());
         }
         if let Some(side) = self.index.side() {
-            save_state(side, &State { boot_id: self.boot_id.clone(), store: Some(Stamp::of(&self.dir)?) })?;
+            let stamp = Stamp::of(&self.dir)?;
+            save_state(side, &State { boot_id: self.boot_id.clone(), store: Some(stamp) })?;
+            // With coarse timestamps, a write by the next lock holder (the reference
+            // plugin) in this same clock tick would leave the stamp unchanged and go
+            // unseen. Holding the lock until the tick is over makes every later change
+            // visible.
+            stamp.wait_until_past();
         }
         self.dirty = false;
         Ok(())
@@ -204,7 +225,7 @@ impl DiskStore {
         let Some(side) = self.index.side() else { return Ok(None) };
         for k in 0..SPARES {
             let spare = side.join(format!("spare.{k}"));
-            let f = match OpenOptions::new().write(true).open(&spare) {
+            let f = match OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW).open(&spare) {
                 Ok(f) => f,
                 Err(e) if e.kind() == ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
@@ -304,9 +325,9 @@ impl Store for DiskStore {
 
     fn owned(&mut self, owner: &Attachment) -> Result<Vec<IpAddr>, CniError> {
         let old = Attachment { container_id: owner.container_id.clone(), ifname: String::new() };
-        let mut ips = self.held_by_record(owner);
+        let mut ips = self.held_by_record(owner)?;
         if !owner.ifname.is_empty() {
-            ips.extend(self.held_by_record(&old));
+            ips.extend(self.held_by_record(&old)?);
         }
         Ok(ips)
     }
@@ -314,11 +335,21 @@ impl Store for DiskStore {
     fn release(&mut self, owner: &Attachment) -> Result<Vec<IpAddr>, CniError> {
         // As the reference does: records naming the interface first; records naming
         // only the container (written by old versions) when there are none.
-        let mut record = owner.clone();
-        let mut ips = self.held_by_record(&record);
-        if ips.is_empty() && !owner.ifname.is_empty() {
-            record.ifname.clear();
-            ips = self.held_by_record(&record);
+        let lookup = |store: &mut Self| -> Result<(Attachment, Vec<IpAddr>), CniError> {
+            let mut record = owner.clone();
+            let mut ips = store.held_by_record(&record)?;
+            if ips.is_empty() && !owner.ifname.is_empty() {
+                record.ifname.clear();
+                ips = store.held_by_record(&record)?;
+            }
+            Ok((record, ips))
+        };
+        let (mut record, mut ips) = lookup(self)?;
+        // Nothing under this owner: a DEL of an unknown owner is rare (a repeated DEL),
+        // so confirm from the files, which a record rewritten in place may contradict.
+        if ips.is_empty() {
+            self.rebuild_index()?;
+            (record, ips) = lookup(self)?;
         }
         for ip in &ips {
             self.unlink_record(*ip)?;

@@ -19,8 +19,10 @@ fn open(conf: &HostLocalConf) -> Result<DiskStore, CniError> {
 /// One address from each range set for `owner`; the same ones again if it already has
 /// them. On failure nothing this call reserved is kept.
 pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniError> {
+    // Before the lock: a slow or hostile resolvConf must not hold up other ADDs.
+    let dns = read_dns(conf)?;
     let mut store = open(conf)?;
-    let result = add_in(&mut store, conf, owner)?;
+    let result = add_with_dns(&mut store, conf, owner, dns)?;
     store.commit()?;
     Ok(result)
 }
@@ -28,10 +30,22 @@ pub fn add(conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniErr
 /// ADD over any store (host-local's disk, or a cluster-wide one): one address from each
 /// range set, the held ones again, and on failure the fresh ones released.
 pub fn add_in(store: &mut impl Store, conf: &HostLocalConf, owner: &Attachment) -> Result<CniResult, CniError> {
-    let dns = match &conf.resolv_conf {
-        Some(path) => resolv::read(path)?,
-        None => Default::default(),
-    };
+    add_with_dns(store, conf, owner, read_dns(conf)?)
+}
+
+fn read_dns(conf: &HostLocalConf) -> Result<crate::cni::Dns, CniError> {
+    match &conf.resolv_conf {
+        Some(path) => resolv::read(path),
+        None => Ok(Default::default()),
+    }
+}
+
+fn add_with_dns(
+    store: &mut impl Store,
+    conf: &HostLocalConf,
+    owner: &Attachment,
+    dns: crate::cni::Dns,
+) -> Result<CniResult, CniError> {
     let mut requested: Vec<IpAddr> = conf.requested.clone();
     let mut fresh: Vec<IpAddr> = Vec::new();
     let mut ips = Vec::new();
@@ -45,9 +59,8 @@ pub fn add_in(store: &mut impl Store, conf: &HostLocalConf, owner: &Attachment) 
             }
             ips.push(IpConfig { interface: None, address: a.range.with_prefix(a.ip), gateway: Some(a.range.gateway) });
         }
-        if !requested.is_empty() {
-            let list: Vec<String> = requested.iter().map(IpAddr::to_string).collect();
-            return Err(CniError::config(format!("requested addresses {} are in none of the ranges", list.join(", "))));
+        if let Some(e) = unplaced(conf, &requested) {
+            return Err(e);
         }
         Ok(())
     })();
@@ -146,4 +159,19 @@ pub fn status(conf: &HostLocalConf) -> Result<(), CniError> {
         }
     }
     Ok(())
+}
+
+/// Why requested addresses were left over: outside every range, or a second address
+/// for a range set that gives one per set.
+fn unplaced(conf: &HostLocalConf, left: &[IpAddr]) -> Option<CniError> {
+    let ip = *left.first()?;
+    let list: Vec<String> = left.iter().map(IpAddr::to_string).collect();
+    Some(match conf.range_sets.iter().position(|s| s.contains(ip)) {
+        Some(i) => CniError::config(format!(
+            "requested addresses {} fall in range set {i}, which already gave one of the requested addresses; \
+             a range set hands out one address per attachment",
+            list.join(", ")
+        )),
+        None => CniError::config(format!("requested addresses {} are in none of the ranges", list.join(", "))),
+    })
 }

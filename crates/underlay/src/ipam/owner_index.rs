@@ -35,6 +35,24 @@ impl Stamp {
         let m = fs::metadata(dir).map_err(|e| io(format_args!("stat {}", dir.display()), e))?;
         Ok(Stamp { ino: m.ino(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) })
     }
+
+    /// Waits (at most 100 ms) until the clock file timestamps come from has moved past
+    /// this stamp's times, so the next change to the directory gets a different one.
+    pub(super) fn wait_until_past(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
+        while coarse_now() <= self.mtime.max(self.ctime) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+/// The kernel's coarse clock, which stamps file times on file systems without
+/// fine-grained timestamps (ramfs, ext4 before 6.13).
+fn coarse_now() -> (i64, i64) {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    (ts.tv_sec, ts.tv_nsec)
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -51,7 +69,29 @@ pub(super) enum OwnerIndex {
 }
 
 fn io(what: impl std::fmt::Display, e: std::io::Error) -> CniError {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return CniError::io(format!("{what}: is a symbolic link; underlay's files are never opened through one"));
+    }
     CniError::io(format!("{what}: {e}"))
+}
+
+/// Reads a file of the side directory without following a symbolic link there (someone
+/// who can write the directory must not make us read or write elsewhere). `None` when
+/// it does not exist.
+pub(super) fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, CniError> {
+    read_nofollow_io(path).map_err(|e| io(format_args!("read {}", path.display()), e))
+}
+
+fn read_nofollow_io(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let mut f = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(Some(out))
 }
 
 /// Writes `content` over `path` in place (no new inode). Only for files whose torn
@@ -64,6 +104,7 @@ pub(super) fn write_in_place(path: &Path, content: &[u8]) -> Result<(), CniError
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .map_err(|e| io(format_args!("open {}", path.display()), e))?;
     f.write_all_at(content, 0)
@@ -102,8 +143,13 @@ impl OwnerIndex {
     /// The addresses listed for exactly this owner record.
     pub(super) fn get(&self, owner: &Attachment) -> Vec<IpAddr> {
         match self {
-            OwnerIndex::Buckets(dir) => fs::read_to_string(Self::bucket_path(dir, owner))
-                .map(|t| parse_bucket(&t).filter(|(o, _)| o == owner).map(|(_, ip)| ip).collect())
+            OwnerIndex::Buckets(dir) => read_nofollow(&Self::bucket_path(dir, owner))
+                .ok()
+                .flatten()
+                .map(|b| {
+                    let t = String::from_utf8_lossy(&b);
+                    parse_bucket(&t).filter(|(o, _)| o == owner).map(|(_, ip)| ip).collect()
+                })
                 .unwrap_or_default(),
             OwnerIndex::Memory(m) => m.get(owner).cloned().unwrap_or_default(),
         }
@@ -113,7 +159,7 @@ impl OwnerIndex {
         match self {
             OwnerIndex::Buckets(dir) => {
                 let path = Self::bucket_path(dir, owner);
-                let old = fs::read_to_string(&path).unwrap_or_default();
+                let old = String::from_utf8_lossy(&read_nofollow(&path)?.unwrap_or_default()).into_owned();
                 let mut text: String =
                     parse_bucket(&old).filter(|(o, _)| o != owner).map(|(o, ip)| line(&o, ip)).collect();
                 text.extend(ips.iter().map(|ip| line(owner, *ip)));
@@ -155,7 +201,13 @@ impl OwnerIndex {
 
 /// The index's state; `None` if there is no state file, `Some(default)` if it is torn.
 pub(super) fn load_state(side: &Path) -> Option<State> {
-    let bytes = fs::read(side.join("state")).ok()?;
+    // A state that cannot be read (a symlink among them) is torn: rebuild, and the
+    // save that follows refuses the link by name.
+    let bytes = match read_nofollow_io(&side.join("state")) {
+        Ok(b) => b?,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Some(State::default()),
+        Err(_) => return None,
+    };
     Some(serde_json::from_slice(&bytes).unwrap_or_default())
 }
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use crate::cni::{CniError, Dns};
+use crate::safe_read::{CONFIG_FILE_CAP, read_config_text};
 
 pub fn parse(text: &str) -> Dns {
     let mut dns = Dns::default();
@@ -21,9 +22,7 @@ pub fn parse(text: &str) -> Dns {
 }
 
 pub fn read(path: &Path) -> Result<Dns, CniError> {
-    std::fs::read_to_string(path)
-        .map(|t| parse(&t))
-        .map_err(|e| CniError::config(format!("ipam.resolvConf \"{}\": {e}", path.display())))
+    read_config_text(path, "ipam.resolvConf", CONFIG_FILE_CAP).map(|t| parse(&t))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! `underlay lab`: the seed's LAN built in network namespaces, with pods attached by
+//! `underlay-lab` (also `underlay lab`): the seed's LAN built in network namespaces, with pods attached by
 //! our CNI plugins (the seed's own JSON) and the seed's Docker example run by this
 //! command; every testable claim of the seed checked on the real kernel, and the paths
 //! measured against a bridge + NAT one. Nothing leaves the lab's namespaces.
@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 
-use crate::output::Format;
 pub use interrupt::Interrupted;
+use underlay_cli::output::Format;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -44,10 +44,16 @@ enum LabCommand {
     Bench(bench::BenchOptions),
     /// Remove everything the lab made.
     Down,
+    /// (Internal) a lab host's server.
+    #[command(name = "__lab-serve", hide = true)]
+    Serve { ports: Vec<u16> },
 }
 
 #[derive(Args, Clone)]
 pub struct Common {
+    /// Where the lab's files are kept (the same directory as `underlay --run-dir`).
+    #[arg(long, global = true, env = "UNDERLAY_RUN_DIR", default_value = "/run/underlay")]
+    run_dir: PathBuf,
     /// The lab's name: its namespaces are ul-<name>-*, its files <run-dir>/lab/<name>.
     #[arg(long, global = true, default_value = "lab", value_parser = lab_name)]
     name: String,
@@ -79,9 +85,10 @@ fn lab_name(s: &str) -> Result<String, String> {
     if ok { Ok(s.to_string()) } else { Err(format!("\"{s}\": 1-12 lowercase letters or digits")) }
 }
 
-pub fn run(run_dir: &Path, args: LabArgs) -> Result<bool> {
+pub fn run(args: LabArgs) -> Result<bool> {
     interrupt::catch();
     let c = &args.common;
+    let run_dir: &Path = &c.run_dir;
     match args.command {
         None => {
             let lab = build::up(run_dir, &c.name, args.build, &c.out)?;
@@ -110,11 +117,12 @@ pub fn run(run_dir: &Path, args: LabArgs) -> Result<bool> {
             build::down(run_dir, &c.name, None)?;
             Ok(true)
         }
+        Some(LabCommand::Serve { ports }) => serve(&ports).map(|()| true),
     }
 }
 
-/// `underlay __lab-serve PORT...`: a lab host's server.
-pub fn serve(ports: &[u16]) -> Result<()> {
+/// `underlay-lab __lab-serve PORT...`: a lab host's server.
+fn serve(ports: &[u16]) -> Result<()> {
     if ports.is_empty() {
         bail!("no port to serve");
     }

@@ -17,8 +17,8 @@ use underlay_linux::world::World;
 
 use super::record::Lab;
 use super::{chart, interrupt, serve};
-use crate::model::Proc;
-use crate::output::{Format, print_json};
+use underlay_cli::model::Proc;
+use underlay_cli::output::{Format, print_json};
 
 #[derive(Args)]
 pub struct BenchOptions {

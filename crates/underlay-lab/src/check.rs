@@ -14,7 +14,7 @@ use underlay_linux::world::{Host, World};
 
 use super::record::{Lab, Pod};
 use super::{attach, build, interrupt, isolation, modes};
-use crate::output::{Format, print_json};
+use underlay_cli::output::{Format, print_json};
 
 /// Long enough for a LAN in namespaces to answer; what has not answered by then is
 /// not going to.

@@ -70,7 +70,7 @@ fn scratch_conf(c: &Ctx, ty: &str, mode: &str) -> Value {
 /// ADD from inside `node`, as a runtime there would.
 fn cni_add(node: &Netns, pod: &Netns, id: &str, conf: &Value) -> Result<CniResult> {
     let path = pod.path().to_path_buf();
-    node.run(|| crate::endpoint::cni_call("ADD", id, &path, "eth0", "", conf))?
+    node.run(|| underlay_cli::endpoint::cni_call("ADD", id, &path, "eth0", "", conf))?
         .map_err(|e| anyhow!("{e}"))?
         .context("ADD gave no result")
 }

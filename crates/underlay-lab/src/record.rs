@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use underlay::MacAddr;
 use underlay_linux::world::{World, WorldSpec};
 
-use crate::model::Proc;
+use underlay_cli::model::Proc;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {

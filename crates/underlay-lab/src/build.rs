@@ -16,7 +16,7 @@ use underlay_linux::world::{Host, World};
 
 use super::record::{self, Lab, Pod, Record};
 use super::{BuildOptions, interrupt, serve, topology};
-use crate::failure::Failure;
+use underlay_cli::failure::Failure;
 
 /// The seed's Kubernetes network config, verbatim.
 pub const SEED_CNI: &str = r#"{"cniVersion": "0.4.0","name": "macvlan-conf","type": "macvlan","master": "enp0s3","mode": "bridge","ipam": {"type": "host-local","subnet": "192.168.1.0/24","gateway": "192.168.1.1","rangeStart": "192.168.1.100","rangeEnd": "192.168.1.200"} }"#;
@@ -100,11 +100,11 @@ fn populate(lab: &mut Lab, out: &Path) -> Result<()> {
     interrupt::check()
 }
 
-/// Starts `underlay __lab-serve PORT` in `ns`, in its own process group (Ctrl-C on the
+/// Starts `underlay-lab __lab-serve PORT` in `ns`, in its own process group (Ctrl-C on the
 /// terminal is for the lab command, not its servers).
-pub fn start_server(lab: &mut Lab, ns: &Netns, port: u16) -> Result<crate::model::Proc> {
+pub fn start_server(lab: &mut Lab, ns: &Netns, port: u16) -> Result<underlay_cli::model::Proc> {
     use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe().context("find the underlay executable")?;
+    let exe = std::env::current_exe().context("find the underlay-lab executable")?;
     let child = ns
         .command(exe)
         .args(["__lab-serve", &port.to_string()])
@@ -145,7 +145,7 @@ fn attach_pods(lab: &mut Lab, world: &World) -> Result<()> {
             let path = pod.path().to_path_buf();
             let added = world.nodes[node]
                 .netns
-                .run(|| crate::endpoint::cni_call("ADD", &role, &path, "eth0", "", &conf))?
+                .run(|| underlay_cli::endpoint::cni_call("ADD", &role, &path, "eth0", "", &conf))?
                 .map_err(|e| anyhow!("attach {role} with the seed's CNI config: {e}"))?
                 .unwrap_or_default();
             let ip = added.ips.first().map(|i| i.address.addr()).context("the plugin gave no address")?;
@@ -166,10 +166,20 @@ fn attach_pods(lab: &mut Lab, world: &World) -> Result<()> {
 /// `underlay` inside node `node`'s namespace, with the lab's state.
 pub fn cli(lab: &Lab, node_ns: &Netns, node: usize, args: &[&str]) -> Result<Output> {
     let (state, run) = lab.cli_dirs(node);
-    let exe = std::env::current_exe().context("find the underlay executable")?;
+    let exe = underlay_exe()?;
     let mut cmd: Command = node_ns.command(exe);
     cmd.arg("--state-dir").arg(state).arg("--run-dir").arg(run).args(args).stdin(Stdio::null());
     cmd.output().with_context(|| format!("run underlay {}", args.join(" ")))
+}
+
+/// The `underlay` executable next to this one: the lab drives the product as users do.
+fn underlay_exe() -> Result<std::path::PathBuf> {
+    let me = std::env::current_exe().context("find the underlay-lab executable")?;
+    let exe = me.with_file_name("underlay");
+    if !exe.is_file() {
+        bail!("{} does not exist: build it next to underlay-lab (cargo build --bin underlay)", exe.display());
+    }
+    Ok(exe)
 }
 
 fn cli_ok(lab: &Lab, node_ns: &Netns, args: &[&str]) -> Result<Output> {
@@ -183,7 +193,7 @@ fn cli_ok(lab: &Lab, node_ns: &Netns, args: &[&str]) -> Result<Output> {
 fn docker_example(lab: &mut Lab, world: &World) -> Result<()> {
     interrupt::check()?;
     let node = &world.nodes[0].netns;
-    let exe = std::env::current_exe().context("find the underlay executable")?;
+    let exe = std::env::current_exe().context("find the underlay-lab executable")?;
     let exe = exe.to_string_lossy();
     let web = WEB_PORT.to_string();
     cli_ok(
@@ -259,7 +269,9 @@ fn teardown(lab: Lab) {
     if let Ok(ns) = Netns::open(Path::new(underlay_linux::netns::NETNS_DIR).join(&node1)) {
         for args in [&["stop", "-t", "1", CONTAINER][..], &["network", "rm", NETWORK]] {
             match cli(&lab, &ns, 0, args) {
-                Ok(o) if o.status.success() || o.status.code() == Some(crate::failure::exit::NOT_FOUND.into()) => {}
+                Ok(o)
+                    if o.status.success() || o.status.code() == Some(underlay_cli::failure::exit::NOT_FOUND.into()) => {
+                }
                 Ok(o) => {
                     eprintln!("warning: underlay {}: {}", args.join(" "), String::from_utf8_lossy(&o.stderr).trim())
                 }
@@ -270,8 +282,8 @@ fn teardown(lab: Lab) {
     // Whatever `underlay stop` could not end (its node gone, say): by the records.
     for node in 0..lab.record.nodes {
         let (state, run) = lab.cli_dirs(node);
-        let dirs = crate::state::Dirs { state, run };
-        if let Ok(eps) = crate::state::State::lock(&dirs).and_then(|s| s.endpoints()) {
+        let dirs = underlay_cli::state::Dirs { state, run };
+        if let Ok(eps) = underlay_cli::state::State::lock(&dirs).and_then(|s| s.endpoints()) {
             eps.iter().flat_map(|e| e.keeper.iter().chain(e.process.iter())).for_each(|p| p.kill());
         }
     }

@@ -1,4 +1,4 @@
-//! `underlay lab` end to end: every supported claim holds on this kernel, the rest are
+//! `underlay-lab` end to end: every supported claim holds on this kernel, the rest are
 //! skipped with the reason; `down` (also after an interrupted or killed `up`) leaves
 //! the root namespace's namespaces and links as they were.
 
@@ -21,8 +21,8 @@ impl Lab {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_underlay"));
-        c.arg("--run-dir").arg(self.dir.path()).arg("lab").args(args);
+        let mut c = Command::new(env!("CARGO_BIN_EXE_underlay-lab"));
+        c.env("UNDERLAY_RUN_DIR", self.dir.path()).args(args);
         c.arg("--name").arg(&self.name).arg("--out").arg(self.out()).stdin(Stdio::null());
         c
     }

@@ -1,0 +1,19 @@
+//! The `underlay` command as a library: the command line (`command`), the state it keeps
+//! (`state`, `model`), and the CNI calls it makes (`endpoint`). The lab
+//! (`crates/underlay-lab`) builds on this API.
+
+pub mod address_store;
+pub mod command;
+pub mod doctor;
+pub mod endpoint;
+pub mod failure;
+pub mod gc;
+pub mod host_access;
+pub mod ipam;
+pub mod lab;
+pub mod model;
+pub mod network;
+pub mod output;
+pub mod run;
+pub mod show;
+pub mod state;
