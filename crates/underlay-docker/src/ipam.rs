@@ -28,7 +28,8 @@ pub struct Ipam {
 
 type Reply = Result<Value, String>;
 
-/// A pool as its ID carries it: `underlay:<subnet>` or `underlay:<subnet>:<ip-range>`.
+/// A pool as its ID carries it: `underlay:<subnet>` or `underlay:<subnet>,<ip-range>`
+/// (a comma, since IPv6 subnets contain colons).
 struct Pool {
     subnet: IpNet,
     range: Option<IpNet>,
@@ -36,9 +37,9 @@ struct Pool {
 
 impl Pool {
     fn parse(id: &str) -> Result<Pool, String> {
-        let bad = || format!("pool ID {id:?} was not made by underlay (expected underlay:SUBNET[:RANGE])");
+        let bad = || format!("pool ID {id:?} was not made by underlay (expected underlay:SUBNET[,RANGE])");
         let rest = id.strip_prefix(POOL_PREFIX).ok_or_else(bad)?;
-        let mut parts = rest.splitn(2, ':');
+        let mut parts = rest.splitn(2, ',');
         let subnet: IpNet = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
         let range = match parts.next() {
             None => None,
@@ -50,7 +51,7 @@ impl Pool {
     fn id(&self) -> String {
         match self.range {
             None => format!("{POOL_PREFIX}{}", self.subnet),
-            Some(r) => format!("{POOL_PREFIX}{}:{r}", self.subnet),
+            Some(r) => format!("{POOL_PREFIX}{},{r}", self.subnet),
         }
     }
 

@@ -363,3 +363,60 @@ fn hostile_requests_get_err_and_the_daemon_keeps_serving() {
     assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
     assert_eq!(records(state.path(), "endpoints"), Vec::<String>::new());
 }
+
+#[test]
+fn ipv6_mac_address_and_mtu_reach_the_container() {
+    if skip_without_docker("ipv6_mac_address_and_mtu_reach_the_container") {
+        return;
+    }
+    let _s = serial();
+    let (_w, parent) = world("dkv6");
+    let state = tempfile::tempdir().unwrap();
+    let plugin = Plugin::start(&driver_name("6"), state.path());
+    let docker = Docker::start();
+    let drv = plugin.name.as_str();
+    docker
+        .run(&[
+            "network",
+            "create",
+            "--driver",
+            drv,
+            "--ipam-driver",
+            drv,
+            "--ipv6",
+            "--subnet=192.168.1.0/24",
+            "--subnet=fd00:1::/64",
+            "--ip-range=192.168.1.128/28",
+            "-o",
+            &format!("parent={parent}"),
+            "-o",
+            "com.docker.network.driver.mtu=1400",
+            "v6",
+        ])
+        .ok();
+    let r = docker.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6",
+        "--ip6",
+        "fd00:1::99",
+        "--mac-address",
+        "02:42:c0:a8:01:63",
+        IMAGE,
+        "sh",
+        "-c",
+        "ip addr show eth0",
+    ]);
+    let out = &r.ok().stdout;
+    assert!(out.contains("fd00:1::99/64"), "{out}");
+    assert!(out.contains("02:42:c0:a8:01:63"), "{out}");
+    assert!(out.contains("mtu 1400"), "{out}");
+    // From the --ip-range, not from the rest of the subnet.
+    let v4 = out.split_whitespace().skip_while(|w| *w != "inet").nth(1).unwrap_or_default();
+    let v4: ipnet::IpNet = v4.parse().unwrap_or_else(|_| panic!("no IPv4 address in {out}"));
+    assert!("192.168.1.128/28".parse::<ipnet::IpNet>().unwrap().contains(&v4.addr()), "{v4}");
+    docker.run(&["network", "rm", "v6"]).ok();
+    assert_eq!(reservations(state.path()), Vec::<String>::new());
+    assert_eq!(leftover_links("ulj"), Vec::<String>::new());
+}
