@@ -151,15 +151,7 @@ impl Driver {
             return Err(format!("endpoint {} already exists on network {}", short(&old.id), short(&old.network)));
         }
         let link = format!("{LINK_PREFIX}{}", &req.endpoint_id[..req.endpoint_id.len().min(12)]);
-        let rec = EndpointRecord {
-            id: req.endpoint_id,
-            network: net.id,
-            addresses,
-            mac,
-            link,
-            joining: false,
-            joined: false,
-        };
+        let rec = EndpointRecord { id: req.endpoint_id, network: net.id, addresses, mac, link };
         self.records.put_endpoint(&rec)?;
         // Docker's default IPAM chose the addresses: echoing them back is an error.
         Ok(json!({}))
@@ -176,15 +168,14 @@ impl Driver {
 
     pub fn join(&self, req: Join) -> Reply {
         let _g = self.guard();
-        let mut ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
+        let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
         let net = self.network(&req.network_id)?;
         let mut nl = nl()?;
         let parent = check_parent(&mut nl, &net.spec)
             .map_err(|e| format!("network {} cannot be joined: {e}", short(&net.id)))?;
-        // Recorded first: if the plugin dies right after making the link, the next
-        // start finds the record and removes the link.
-        ep.joining = true;
-        self.records.put_endpoint(&ep)?;
+        // Nothing is written here: the link's name follows from the endpoint ID, and
+        // at start every such link still in this namespace is a leftover (a joined
+        // one lives in its container), so a crash mid-Join leaves nothing behind.
         let mac = ep.mac.as_deref().map(|m| m.parse::<MacAddr>()).transpose().map_err(|_| "bad MAC in record")?;
         let mut spec = MacvlanSpec::new(&ep.link, parent.index, net.spec.mode);
         spec.mtu = net.spec.mtu;
@@ -193,12 +184,6 @@ impl Driver {
         if let Err(e) = nl.create_macvlan(&spec) {
             let _ = nl.delete_link_by_name(&ep.link);
             return Err(format!("create macvlan on parent {} for network {}: {e}", parent.name, short(&net.id)));
-        }
-        ep.joining = false;
-        ep.joined = true;
-        if let Err(e) = self.records.put_endpoint(&ep) {
-            let _ = nl.delete_link_by_name(&ep.link);
-            return Err(e);
         }
         let gw = |v6| net.spec.gateway_for(v6).map(|g| g.to_string()).unwrap_or_default();
         let has_v6 = ep.addresses.iter().any(|a| a.addr().is_ipv6());
@@ -212,10 +197,8 @@ impl Driver {
     }
 
     pub fn leave(&self, req: EndpointRef) -> Reply {
-        let _g = self.guard();
-        let mut ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
-        ep.joined = false;
-        self.records.put_endpoint(&ep)?;
+        // dockerd hands the link back to this namespace; DeleteEndpoint removes it.
+        self.endpoint(&req.network_id, &req.endpoint_id)?;
         Ok(json!({}))
     }
 
@@ -240,28 +223,15 @@ impl Driver {
         Ok(json!({"Value": {"underlay.link": ep.link, "underlay.addresses": addrs.join(",")}}))
     }
 
-    /// At start: links of endpoints that were half-way through Join (or that no record
-    /// claims) are removed; everything else stays as dockerd expects it.
+    /// At start: every Join link still in this namespace is a leftover of a Join that
+    /// died before dockerd took the link, or of a Leave whose DeleteEndpoint never came.
     pub fn recover(&self) -> Vec<String> {
         let _g = self.guard();
         let mut done = Vec::new();
         let Ok(mut nl) = nl() else { return done };
-        let eps = self.records.endpoints();
         for link in nl.links().unwrap_or_default() {
-            if !link.name.starts_with(LINK_PREFIX) || !link.is_macvlan() {
-                continue;
-            }
-            let owner = eps.iter().find(|e| e.link == link.name);
-            // A joined endpoint's link lives in its container; one still here after a
-            // restart was never moved (Join died) or was handed back (Leave died).
-            if nl.delete_link(link.index).is_ok() {
+            if link.name.starts_with(LINK_PREFIX) && link.is_macvlan() && nl.delete_link(link.index).is_ok() {
                 done.push(format!("removed leftover link {}", link.name));
-            }
-            if let Some(ep) = owner.filter(|e| e.joining || e.joined) {
-                let mut ep = ep.clone();
-                ep.joining = false;
-                ep.joined = false;
-                let _ = self.records.put_endpoint(&ep);
             }
         }
         done

@@ -29,10 +29,6 @@ pub struct EndpointRecord {
     pub mac: Option<String>,
     /// The link Join makes in the host namespace for dockerd to move.
     pub link: String,
-    /// Set before the link is made and cleared by Leave: a link of an endpoint in
-    /// this state found in the host namespace at start is a leftover.
-    pub joining: bool,
-    pub joined: bool,
 }
 
 impl EndpointRecord {

@@ -276,7 +276,7 @@ fn plugin_and_dockerd_restarts_lose_nothing() {
         .ok();
     docker.run(&["run", "--rm", "--network", "keep", IMAGE, "true"]).ok();
     // A link left by a Join that died half-way is removed when the plugin comes back.
-    let ep = r#"{"id":"deadbeef","network":"x","addresses":[],"mac":null,"link":"uljdeadbeef","joining":true,"joined":false}"#;
+    let ep = r#"{"id":"deadbeef","network":"x","addresses":[],"mac":null,"link":"uljdeadbeef"}"#;
     std::fs::write(state.path().join("endpoints/deadbeef.json"), ep).unwrap();
     let ok = std::process::Command::new("ip")
         .args(["link", "add", "uljdeadbeef", "link", &parent, "type", "macvlan", "mode", "bridge"])
