@@ -132,7 +132,8 @@ pub fn run(args: Args) -> Result<()> {
     drop(dockerd);
     drop(plugin);
     for sub in ["x", "data"] {
-        let _ = Command::new("umount").arg("-R").arg(dir.path().join(sub)).status();
+        // dockerd usually unmounts on exit; this catches what a crash left.
+        let _ = Command::new("umount").arg("-R").arg(dir.path().join(sub)).stderr(Stdio::null()).status();
     }
     result
 }

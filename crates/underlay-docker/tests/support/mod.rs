@@ -216,8 +216,8 @@ impl Drop for Docker {
             stop(&mut c);
         }
         // dockerd leaves mounts under its roots.
-        let _ = Command::new("umount").arg("-R").arg(self.dir.path().join("x")).status();
-        let _ = Command::new("umount").arg("-R").arg(self.dir.path().join("data")).status();
+        let _ = Command::new("umount").arg("-R").arg(self.dir.path().join("x")).stderr(Stdio::null()).status();
+        let _ = Command::new("umount").arg("-R").arg(self.dir.path().join("data")).stderr(Stdio::null()).status();
     }
 }
 
