@@ -16,8 +16,8 @@ impl Plugin for Parser {
     fn add(&self, call: &Call) -> Result<CniResult, CniError> {
         let _: NetConf = call.conf_as()?;
         call.conf.ipam_type()?;
-        let _ = macvlan::Conf::parse(call, macvlan::Driver::Macvlan);
-        let _ = macvlan::Conf::parse(call, macvlan::Driver::Ipvlan);
+        let _ = underlay_attach::Conf::parse(call, underlay_attach::Driver::Macvlan);
+        let _ = underlay_attach::Conf::parse(call, underlay_attach::Driver::Ipvlan);
         let _ = underlay::ipam::HostLocalConf::parse(&call.raw, call.version, &call.env.args);
         call.env.args.check_known(&["IP", "MAC"])?;
         let prev = call.prev_result()?.unwrap_or_default();

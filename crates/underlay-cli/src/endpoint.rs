@@ -38,6 +38,9 @@ pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
         ranges.push(json!([r]));
     }
     let ipam = match &net.ipam {
+        _ if net.dhcp.is_some() => {
+            json!({"type": "dhcp", "daemonSocketPath": net.dhcp.as_ref().map(|d| &d.socket)})
+        }
         None => json!({"type": "host-local", "dataDir": dirs.ipam(), "ranges": ranges, "routes": routes}),
         Some(c) => {
             let mut ipam = json!({"type": "underlay-ipam", "ranges": ranges, "routes": routes, "etcd": c.etcd});
@@ -93,8 +96,8 @@ fn usable(range: ipnet::IpNet, subnet: ipnet::IpNet) -> (IpAddr, IpAddr) {
 
 fn plugin(conf: &Value) -> &'static dyn Plugin {
     match conf["type"].as_str() {
-        Some("ipvlan") => &macvlan::Ipvlan,
-        _ => &macvlan::Macvlan,
+        Some("ipvlan") => &underlay_attach::Ipvlan,
+        _ => &underlay_attach::Macvlan,
     }
 }
 
@@ -159,6 +162,12 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
         if req.mac.is_some() && net.driver == Driver::Ipvlan {
             return Err(Failure::usage("--mac-address: ipvlan endpoints share their parent's MAC address"));
         }
+        if net.dhcp.is_some() && !req.ips.is_empty() {
+            return Err(Failure::usage(format!(
+                "--ip: network \"{}\" gets its addresses from the LAN's DHCP server (reserve one there for this MAC)",
+                net.name
+            )));
+        }
         let conf = cni_conf(&net, dirs);
         let ep = Endpoint {
             id: req.id.clone(),
@@ -187,6 +196,11 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
     }
     if let Some(mac) = req.mac {
         args.push(format!("MAC={mac}"));
+    }
+    if conf["ipam"]["type"] == "dhcp" {
+        // The DHCP client's identity and host name: the endpoint's name, so a container
+        // run again under its name asks for (and usually gets) its previous address.
+        args.push(format!("K8S_POD_NAMESPACE=underlay;K8S_POD_NAME={}", req.name));
     }
     let added = cni("ADD", &ep.id, &req.netns, &args.join(";"), &conf);
     let state = State::lock(dirs)?;

@@ -13,7 +13,7 @@ use underlay_linux::Netns;
 use underlay_linux::world::{Host, World};
 
 use super::record::{Lab, Pod};
-use super::{attach, build, interrupt, isolation, modes};
+use super::{attach, build, dhcp, interrupt, isolation, modes};
 use underlay_cli::output::{Format, print_json};
 
 /// Long enough for a LAN in namespaces to answer; what has not answered by then is
@@ -112,6 +112,7 @@ impl Ctx<'_> {
 fn claims() -> Vec<Claim> {
     let mut all = Vec::new();
     all.extend(attach::CLAIMS);
+    all.extend(dhcp::CLAIMS);
     all.extend(isolation::CLAIMS);
     all.extend(modes::CLAIMS);
     all

@@ -8,6 +8,7 @@ mod bench;
 mod build;
 mod chart;
 mod check;
+mod dhcp;
 mod interrupt;
 mod isolation;
 mod modes;

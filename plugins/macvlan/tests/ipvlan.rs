@@ -1,4 +1,4 @@
-//! The same code as ipvlan (`macvlan::Ipvlan`), run in-process the way the `underlay`
+//! The same code as ipvlan (`underlay_attach::Ipvlan`), run in-process the way the `underlay`
 //! command uses it. This kernel may lack ipvlan: then ADD must say so and leave nothing
 //! behind, and the traffic test reports a skip.
 
@@ -21,7 +21,7 @@ fn ipvlan(w: &World, plugins: &PluginDir, command: &str, cid: &str, pod: usize, 
         ("CNI_PATH", plugins.path().display().to_string()),
     ];
     let stdin = serde_json::to_vec(conf).unwrap();
-    let reply = w.node(0).netns.run(|| run(&macvlan::Ipvlan, vars, &stdin)).unwrap();
+    let reply = w.node(0).netns.run(|| run(&underlay_attach::Ipvlan, vars, &stdin)).unwrap();
     if reply.stdout.is_empty() { Value::Null } else { reply.value() }
 }
 

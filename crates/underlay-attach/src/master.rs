@@ -5,15 +5,12 @@ use underlay::cni::CniError;
 use underlay_linux::{Link, Netlink, Netns};
 
 use crate::conf::Conf;
-
-pub fn kernel(e: underlay_linux::Error) -> CniError {
-    CniError::kernel(e.to_string())
-}
+use crate::pod::{kernel, pod_netlink};
 
 /// A netlink socket in the master's namespace, and the master.
 pub fn resolve(conf: &Conf, pod: Option<&Netns>) -> Result<(Netlink, Link), CniError> {
     let (mut nl, place) = match (conf.link_in_container, pod) {
-        (true, Some(pod)) => (crate::add::pod_netlink(pod)?, "the container's network namespace"),
+        (true, Some(pod)) => (pod_netlink(pod)?, "the container's network namespace"),
         (true, None) => return Err(CniError::config("linkInContainer needs the container's namespace (CNI_NETNS)")),
         (false, _) => (Netlink::new().map_err(kernel)?, "the node's network namespace"),
     };

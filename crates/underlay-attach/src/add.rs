@@ -12,11 +12,8 @@ use underlay_linux::ipvlan::IpvlanSpec;
 use underlay_linux::{Link, MacvlanMode, MacvlanSpec, Netlink, Netns};
 
 use crate::conf::{Conf, Driver, Kind};
-use crate::master::{self, kernel};
-
-pub fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
-    Netns::open(path).map_err(|e| CniError::env(format!("CNI_NETNS: {e}")))
-}
+use crate::master;
+use crate::pod::{kernel, open_netns, pod_netlink};
 
 pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     let conf = Conf::parse(call, driver)?;
@@ -113,12 +110,6 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
         let _ = job.spawn_detached();
     }
     Ok(result)
-}
-
-/// A netlink socket in the pod's namespace, made on this thread (see `Netns::enter`).
-pub fn pod_netlink(pod: &Netns) -> Result<Netlink, CniError> {
-    let _inside = pod.enter().map_err(kernel)?;
-    Netlink::new().map_err(kernel)
 }
 
 fn configure_in(

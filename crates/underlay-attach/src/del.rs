@@ -1,0 +1,38 @@
+//! DEL: release the addresses, then remove the link. Nothing to undo: every step is
+//! idempotent, so a repeated or interrupted DEL simply runs again.
+
+use underlay::cni::{Call, CniError, Command};
+use underlay::ipam::delegate;
+use underlay_linux::Netns;
+
+use crate::conf::Driver;
+use crate::pod::{kernel, pod_netlink};
+
+/// IPAM first, then the link. Succeeds when the namespace, the link or both are already
+/// gone, and when repeated (containerd's second DEL has no CNI_NETNS). (Running the two
+/// side by side was tried: the link deletion waits out RCU grace periods, which end
+/// later while another CPU is busy, and DEL got slower.)
+pub fn del(call: &Call, driver: Driver) -> Result<(), CniError> {
+    if let Some(ty) = call.conf.ipam_type()? {
+        delegate::run(call, ty, Command::Del)?;
+    }
+    match &call.env.netns {
+        Some(path) => delete_link(path, &call.env.ifname, driver),
+        None => Ok(()),
+    }
+}
+
+/// Deletes the macvlan (ipvlan) `ifname` in the namespace at `path`, if both still
+/// exist. Only a link of our kind is ours to delete; anything else under that name is
+/// left alone.
+fn delete_link(path: &std::path::Path, ifname: &str, driver: Driver) -> Result<(), CniError> {
+    let Ok(pod) = Netns::open(path) else { return Ok(()) };
+    let mut nl = pod_netlink(&pod)?;
+    match nl.link_by_name(ifname).map_err(kernel)? {
+        Some(link) if link.kind.as_deref() == Some(driver.as_str()) => match nl.delete_link(link.index) {
+            Err(e) if !e.is_not_found() => Err(kernel(e)),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
