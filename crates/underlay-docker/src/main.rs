@@ -36,10 +36,14 @@ fn main() -> anyhow::Result<()> {
     let socket = args.socket_dir.join(format!("{}.sock", args.name));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().max_blocking_threads(4).build()?;
     rt.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        // systemd and tests stop it with SIGTERM: leave no stale socket behind.
+        let mut term = signal(SignalKind::terminate()).context("watch SIGTERM")?;
         let served = serve(plugin, &socket);
         tokio::select! {
             r = served => r.with_context(|| format!("serve {}", socket.display())),
             _ = tokio::signal::ctrl_c() => Ok(()),
+            _ = term.recv() => Ok(()),
         }
     })?;
     let _ = std::fs::remove_file(&socket);
