@@ -4,6 +4,7 @@
 
 pub mod address_store;
 pub mod command;
+pub mod docker_plugin;
 pub mod doctor;
 pub mod endpoint;
 pub mod failure;
