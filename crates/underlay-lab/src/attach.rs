@@ -10,7 +10,7 @@ use underlay::ipam::{HostLocalConf, host_local};
 use underlay_linux::probe::arp_probe;
 
 use super::build::{HTTP_PORT, SEED_CNI, WEB_PORT};
-use super::check::{ANSWER, Claim, Ctx, Outcome};
+use super::claim::{ANSWER, Claim, Ctx, Outcome};
 use super::serve::get;
 
 pub const CLAIMS: [Claim; 9] = [

@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use underlay_linux::Netns;
 use underlay_linux::addr::AddressOptions;
 use underlay_linux::route::Route;
 use underlay_linux::world::World;
 
+use super::measured::{Kind, Measured};
 use super::record::Lab;
 use super::{chart, interrupt, serve};
 use underlay_cli::model::Proc;
@@ -32,36 +32,6 @@ pub struct BenchOptions {
     /// throughput reported is the median pass.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     passes: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// A node's own interface: the floor everything else adds to.
-    Host,
-    Macvlan,
-    /// veth + Linux bridge (+ NAT to the LAN): Docker's default network.
-    BridgeNat,
-}
-
-impl Kind {
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Host => "node's own",
-            Kind::Macvlan => "macvlan",
-            Kind::BridgeNat => "bridge + NAT",
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct Measured {
-    pub group: &'static str,
-    pub kind: Kind,
-    pub path: String,
-    pub gbit_per_s: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
 }
 
 struct Leg<'a> {

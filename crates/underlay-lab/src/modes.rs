@@ -14,7 +14,7 @@ use underlay_linux::support::{Feature, has};
 
 use super::attach::yes;
 use super::build::{NETWORK, WEB_PORT};
-use super::check::{ANSWER, Claim, Ctx, Outcome, SILENCE};
+use super::claim::{ANSWER, Claim, Ctx, Outcome, SILENCE};
 use super::serve::get;
 
 pub const CLAIMS: [Claim; 8] = [
