@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# The guest's root filesystem: busybox, iproute2, nft, the reference CNI plugins, the
+# The guest's root filesystem: busybox, iproute2, nft, dnsmasq, the reference CNI plugins, the
 # workspace's executables (stripped, at their host paths: tests find binaries by those),
 # shared libraries of whatever is dynamic, and the kernel modules in load order.
 
@@ -34,13 +34,14 @@ lane_root() {
   done
   ln -sf ../bin/busybox "$root/sbin/init"
   ln -sf /bin/busybox "$root/bin/sh"
-  for tool in /usr/sbin/ip /usr/sbin/bridge /usr/sbin/nft /usr/lib/cni/*; do
+  for tool in /usr/sbin/ip /usr/sbin/bridge /usr/sbin/nft /usr/sbin/dnsmasq /usr/lib/cni/*; do
     copy_exe "$tool" "$root"
   done
   # nft and ip read a few files under /etc at run time.
   [ -d /etc/iproute2 ] && cp -r /etc/iproute2 "$root/etc/"
-  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
-  printf 'root:x:0:\n' >"$root/etc/group"
+  # dnsmasq (the DHCP tests' server) drops to nobody.
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
   printf '127.0.0.1 localhost\n::1 localhost\n' >"$root/etc/hosts"
   while read -r kind a b path; do
     [ "$kind" = test ] || path=$b

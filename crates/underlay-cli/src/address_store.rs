@@ -19,10 +19,15 @@ use crate::state::Dirs;
 pub enum AddressStore {
     Local(HostLocalConf),
     Cluster(Box<IpamConf>),
+    /// Leases from the LAN's DHCP server: nothing is held here.
+    Dhcp,
 }
 
 impl AddressStore {
     pub fn of(net: &Network, dirs: &Dirs) -> Result<AddressStore> {
+        if net.dhcp.is_some() {
+            return Ok(AddressStore::Dhcp);
+        }
         let conf = cni_conf(net, dirs);
         Ok(match net.ipam {
             None => AddressStore::Local(HostLocalConf::parse(&conf, Version::LATEST, &CniArgs::default())?),
@@ -41,6 +46,7 @@ impl AddressStore {
                 c.ranges.requested = requested;
                 underlay_ipam::add_in(&mut EtcdStore::open(&c)?, &c, owner)?
             }
+            AddressStore::Dhcp => return Err(dhcp_has_no_store()),
         })
     }
 
@@ -49,6 +55,7 @@ impl AddressStore {
         match self {
             AddressStore::Local(c) => host_local::del(c, owner).map(drop)?,
             AddressStore::Cluster(c) => EtcdStore::open(c)?.release(owner).map(drop)?,
+            AddressStore::Dhcp => {}
         }
         Ok(())
     }
@@ -73,6 +80,7 @@ impl AddressStore {
                 held
             }
             AddressStore::Cluster(c) => EtcdStore::open(c)?.hold(ip, owner)?,
+            AddressStore::Dhcp => return Err(dhcp_has_no_store()),
         })
     }
 
@@ -81,6 +89,8 @@ impl AddressStore {
         Ok(match self {
             AddressStore::Local(c) => host_local::gc(c, valid)?,
             AddressStore::Cluster(c) => host_local::gc_in(&mut EtcdStore::open(c)?, valid)?,
+            // The daemon stops renewing leases whose namespace is gone.
+            AddressStore::Dhcp => Vec::new(),
         })
     }
 
@@ -97,6 +107,14 @@ impl AddressStore {
                     let _ = self.del(o);
                 }
             }
+            AddressStore::Dhcp => {}
         }
     }
+}
+
+fn dhcp_has_no_store() -> crate::failure::Failure {
+    crate::failure::Failure::usage(
+        "a DHCP network's addresses come from the LAN's DHCP server: underlay cannot pick or hold one here \
+         (host access and --aux-address need a network with --subnet)",
+    )
 }

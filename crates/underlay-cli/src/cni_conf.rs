@@ -31,6 +31,9 @@ pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
         ranges.push(json!([r]));
     }
     let ipam = match &net.ipam {
+        _ if net.dhcp.is_some() => {
+            json!({"type": "dhcp", "daemonSocketPath": net.dhcp.as_ref().map(|d| &d.socket)})
+        }
         None => json!({"type": "host-local", "dataDir": dirs.ipam(), "ranges": ranges, "routes": routes}),
         Some(c) => {
             let mut ipam = json!({"type": "underlay-ipam", "ranges": ranges, "routes": routes, "etcd": c.etcd});

@@ -103,6 +103,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
     underlay::ipam::delegate::host_local_in_process();
     // And so is its cluster-wide IPAM.
     underlay::ipam::delegate::link("underlay-ipam", &underlay_ipam::UnderlayIpam);
+    // And its DHCP client side (the leases themselves live in the dhcp daemon).
+    underlay::ipam::delegate::link("dhcp", &dhcp::Dhcp);
     let dirs = Dirs { state: cli.state_dir, run: cli.run_dir };
     let result = match cli.command {
         Command::Run(args) => return ExitCode::from(run::run(&dirs, args)),

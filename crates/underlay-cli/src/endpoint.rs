@@ -85,6 +85,12 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
         if req.mac.is_some() && net.driver == Driver::Ipvlan {
             return Err(Failure::usage("--mac-address: ipvlan endpoints share their parent's MAC address"));
         }
+        if net.dhcp.is_some() && !req.ips.is_empty() {
+            return Err(Failure::usage(format!(
+                "--ip: network \"{}\" gets its addresses from the LAN's DHCP server (reserve one there for this MAC)",
+                net.name
+            )));
+        }
         let conf = cni_conf(&net, dirs);
         let ep = Endpoint {
             id: req.id.clone(),
@@ -113,6 +119,11 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
     }
     if let Some(mac) = req.mac {
         args.push(format!("MAC={mac}"));
+    }
+    if conf["ipam"]["type"] == "dhcp" {
+        // The DHCP client's identity and host name: the endpoint's name, so a container
+        // run again under its name asks for (and usually gets) its previous address.
+        args.push(format!("K8S_POD_NAMESPACE=underlay;K8S_POD_NAME={}", req.name));
     }
     let added = cni("ADD", &ep.id, &req.netns, &args.join(";"), &conf);
     let state = State::lock(dirs)?;

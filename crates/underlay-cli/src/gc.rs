@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use crate::address_store::AddressStore;
 use crate::endpoint::{IFNAME, detach};
 use crate::failure::Result;
-use crate::model::{Endpoint, Phase};
+use crate::model::{Endpoint, Phase, short};
 use crate::network::aux_owner;
 use crate::state::drop_netns;
 use crate::state::{Dirs, State};
@@ -23,13 +23,20 @@ fn stale(e: &Endpoint) -> bool {
 }
 
 pub fn gc(dirs: &Dirs) -> Result<()> {
+    {
+        let state = State::lock(dirs)?;
+        for d in state.damaged()? {
+            let to = state.set_aside(&d)?;
+            println!("moved damaged record {} to {}", d.damaged.display(), to.display());
+        }
+    }
     let eps = State::lock(dirs)?.endpoints()?;
     for e in eps.iter().filter(|e| stale(e)) {
         if let Some(p) = e.process.filter(|p| p.alive()) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.pid as i32), nix::sys::signal::Signal::SIGKILL);
         }
         detach(dirs, e)?;
-        println!("released endpoint {} ({})", e.name, &e.id[..12]);
+        println!("released endpoint {} ({})", e.name, short(&e.id, 12));
     }
     let state = State::lock(dirs)?;
     let eps = state.endpoints()?;
@@ -52,11 +59,37 @@ pub fn gc(dirs: &Dirs) -> Result<()> {
     let used: HashSet<String> = eps.iter().filter(|e| e.netns_owned).map(|e| e.id.clone()).collect();
     if let Ok(entries) = std::fs::read_dir(dirs.netns_dir()) {
         for name in entries.flatten().filter_map(|e| e.file_name().into_string().ok()) {
-            if !used.contains(&name) {
-                drop_netns(dirs, &name);
-                println!("removed namespace {name}");
+            if used.contains(&name) {
+                continue;
             }
+            // No record, but a process (a keeper's command) may still live in it:
+            // removing the pin would hide a live link from underlay. Leave it.
+            let inside = processes_in(&dirs.netns_dir().join(&name));
+            if !inside.is_empty() {
+                let pids: Vec<String> = inside.iter().map(u32::to_string).collect();
+                println!(
+                    "kept namespace {name}: no record, but process {} runs in it (stop it, then gc)",
+                    pids.join(", ")
+                );
+                continue;
+            }
+            drop_netns(dirs, &name);
+            println!("removed namespace {name}");
         }
     }
     Ok(())
+}
+
+/// The processes whose network namespace is the one pinned at `pin`.
+fn processes_in(pin: &std::path::Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ns) = std::fs::metadata(pin) else { return Vec::new() };
+    let Ok(procs) = std::fs::read_dir("/proc") else { return Vec::new() };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == ns.ino() && m.dev() == ns.dev())
+        })
+        .collect()
 }

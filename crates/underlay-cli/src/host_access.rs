@@ -15,7 +15,7 @@ use underlay_linux::{Error, Netlink};
 
 use crate::address_store::AddressStore;
 use crate::failure::{Failure, Result};
-use crate::model::{Endpoint, HostAccess, Network, now};
+use crate::model::{Endpoint, HostAccess, Network, now, short};
 use crate::output::{Format, print_json, table};
 use crate::state::{Dirs, State};
 
@@ -60,7 +60,7 @@ pub fn run(dirs: &Dirs, cmd: HostAccessCommand) -> Result<()> {
 
 /// The owner of the shim's addresses in the network's IPAM store.
 pub fn owner(net: &Network) -> Attachment {
-    Attachment { container_id: format!("host-access-{}", &net.id[..12]), ifname: "shim".into() }
+    Attachment { container_id: format!("host-access-{}", short(&net.id, 12)), ifname: "shim".into() }
 }
 
 /// Where the host goes first: its default routes' next hops, and the network's gateways.
@@ -109,6 +109,11 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
     if let Some(ha) = state.host_access(name)? {
         return Ok(ha);
     }
+    if net.dhcp.is_some() {
+        return Err(Failure::usage(format!(
+            "network \"{name}\" gets its addresses from the LAN's DHCP server; host access needs a network with --subnet"
+        )));
+    }
     let requested = match address {
         Some(a) => {
             if let Some(why) = shim::refuse_address(a, &net.parent) {
@@ -132,7 +137,7 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
     let ranges: Vec<IpNet> = net.subnets.iter().filter_map(|s| s.ip_range).collect();
     let mut ha = HostAccess {
         network: net.name.clone(),
-        shim: format!("ulh-{}", &net.id[..8]),
+        shim: format!("ulh-{}", short(&net.id, 8)),
         parent: net.parent.clone(),
         addresses,
         ranges,

@@ -54,7 +54,16 @@ pub struct Network {
     /// The cluster-wide store (`--ipam-driver underlay-ipam`); None: host-local here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<ClusterIpam>,
+    /// Leases from the LAN's DHCP server (`--ipam-driver dhcp`), through the dhcp daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<DhcpIpam>,
     pub created: u64,
+}
+
+/// Where a DHCP network's leases come from: the dhcp daemon at `socket`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpIpam {
+    pub socket: std::path::PathBuf,
 }
 
 /// Where a network's addresses are reserved when several hosts share its subnet.
@@ -148,6 +157,12 @@ pub fn now() -> u64 {
 }
 
 /// A random identifier, 32 hex digits.
+/// The first `n` characters of an ID read from a record: a hand-edited or damaged
+/// record may hold a shorter one (or one that is not ASCII), which is never a panic.
+pub fn short(id: &str, n: usize) -> &str {
+    id.char_indices().nth(n).map_or(id, |(i, _)| &id[..i])
+}
+
 pub fn new_id() -> String {
     use std::hash::{BuildHasher, RandomState};
     let (a, b) = (RandomState::new().hash_one(now()), RandomState::new().hash_one(std::process::id()));
@@ -157,6 +172,14 @@ pub fn new_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_ids_never_panic() {
+        assert_eq!(short("0123456789abcdef", 12), "0123456789ab");
+        assert_eq!(short("abc", 12), "abc");
+        assert_eq!(short("ééééé", 2), "éé");
+        assert_eq!(short("", 8), "");
+    }
 
     #[test]
     fn processes_are_known_by_pid_and_start() {

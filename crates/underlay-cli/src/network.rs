@@ -11,7 +11,7 @@ use underlay_linux::support::{Feature, has};
 
 use crate::address_store::AddressStore;
 use crate::failure::{Failure, Result};
-use crate::model::{ClusterIpam, Driver, Network, Subnet, Vlan, new_id, now};
+use crate::model::{ClusterIpam, DhcpIpam, Driver, Network, Subnet, Vlan, new_id, now, short};
 use crate::output::{Format, print_json, table};
 use crate::state::{Dirs, State};
 
@@ -74,12 +74,14 @@ pub struct CreateArgs {
     /// MTU of the endpoints (default: the parent's).
     #[arg(long)]
     mtu: Option<u32>,
-    /// Where addresses are reserved: host-local (this host's files, the default) or
-    /// underlay-ipam (etcd, shared by every host on the subnet).
+    /// Where addresses come from: host-local (this host's files, the default),
+    /// underlay-ipam (etcd, shared by every host on the subnet) or dhcp (the LAN's
+    /// DHCP server, through the dhcp daemon; no --subnet).
     #[arg(long = "ipam-driver", default_value = "host-local")]
     ipam_driver: String,
     /// underlay-ipam options: endpoints=URL[,URL], prefix=, node=, ca-file=,
-    /// cert-file=, key-file=, username=, password-file=, timeout-ms=.
+    /// cert-file=, key-file=, username=, password-file=, timeout-ms=; dhcp: socket=PATH
+    /// (the daemon's, default /run/cni/dhcp.sock).
     #[arg(long = "ipam-opt")]
     ipam_opts: Vec<String>,
     name: String,
@@ -120,6 +122,20 @@ fn parse_ip(s: &str, flag: &str) -> Result<IpAddr> {
 
 /// Docker's flags, checked and put together into subnets.
 fn subnets(args: &CreateArgs) -> Result<Vec<Subnet>> {
+    if args.ipam_driver == "dhcp" {
+        let flags = [
+            ("--subnet", args.subnets.is_empty()),
+            ("--gateway", args.gateways.is_empty()),
+            ("--ip-range", args.ip_ranges.is_empty()),
+            ("--aux-address", args.aux.is_empty()),
+        ];
+        if let Some((flag, _)) = flags.iter().find(|(_, unset)| !unset) {
+            return Err(Failure::usage(format!(
+                "{flag} does not go with --ipam-driver dhcp: the LAN's DHCP server hands out addresses and routes"
+            )));
+        }
+        return Ok(Vec::new());
+    }
     if args.subnets.is_empty() {
         return Err(Failure::usage("--subnet is required (like --subnet 192.168.1.0/24)"));
     }
@@ -223,9 +239,10 @@ fn cluster_ipam(args: &CreateArgs) -> Result<Option<ClusterIpam>> {
             return Ok(None);
         }
         "underlay-ipam" => {}
+        "dhcp" => return Ok(None),
         other => {
             return Err(Failure::usage(format!(
-                "unknown --ipam-driver \"{other}\"; expected host-local or underlay-ipam"
+                "unknown --ipam-driver \"{other}\"; expected host-local, underlay-ipam or dhcp"
             )));
         }
     }
@@ -255,6 +272,26 @@ fn cluster_ipam(args: &CreateArgs) -> Result<Option<ClusterIpam>> {
     Ok(Some(ClusterIpam { etcd, node }))
 }
 
+/// `--ipam-driver dhcp`: the daemon's socket, and the daemon must answer now (a
+/// network whose every `run` would fail is refused at create).
+fn dhcp_ipam(args: &CreateArgs) -> Result<Option<DhcpIpam>> {
+    if args.ipam_driver != "dhcp" {
+        return Ok(None);
+    }
+    let mut socket = std::path::PathBuf::from(dhcp::rpc::DEFAULT_SOCKET);
+    for o in &args.ipam_opts {
+        match o.split_once('=') {
+            Some(("socket", v)) if !v.is_empty() => socket = v.into(),
+            _ => return Err(Failure::usage(format!("--ipam-opt \"{o}\": dhcp takes only socket=PATH"))),
+        }
+    }
+    dhcp::rpc::call(&socket, &dhcp::rpc::Request::Status, std::time::Duration::from_secs(5)).map_err(|e| {
+        Failure::system(format!("the dhcp daemon does not answer at {}: {}", socket.display(), e.msg))
+            .hint("start it: `dhcp daemon` (or systemctl start underlay-dhcp), or give --ipam-opt socket=PATH")
+    })?;
+    Ok(Some(DhcpIpam { socket }))
+}
+
 fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
@@ -269,6 +306,7 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
     let subnets = subnets(&args)?;
     let opts = opts(&args, driver)?;
     let ipam = cluster_ipam(&args)?;
+    let dhcp = dhcp_ipam(&args)?;
     let state = State::lock(dirs)?;
     let all = state.networks()?;
     if all.iter().any(|n| n.name == args.name) {
@@ -293,6 +331,7 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
         Some(p) => p,
         None => default_parent(&mut nl)?,
     };
+    check_parent(&mut nl, &parent, args.mtu)?;
     let vlan = ensure_parent(&mut nl, &parent, &all)?;
     let network = Network {
         name: args.name.clone(),
@@ -306,6 +345,7 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
         ipv6: args.ipv6,
         mtu: args.mtu.unwrap_or(0),
         ipam,
+        dhcp,
         created: now(),
     };
     if let Err(e) = reserve_aux(dirs, &network) {
@@ -322,6 +362,31 @@ fn default_parent(nl: &mut Netlink) -> Result<String> {
     })?;
     let oif = route.oif.ok_or_else(|| Failure::usage("the default route has no interface; add -o parent=IF"))?;
     Ok(nl.link_by_index(oif)?.map(|l| l.name).unwrap_or_default())
+}
+
+/// Refuses at create what every `run` would fail on: the loopback device as parent,
+/// and an MTU above the parent's (for `IF.VID` still to be made: IF's).
+fn check_parent(nl: &mut Netlink, parent: &str, mtu: Option<u32>) -> Result<()> {
+    let base = vlan_name(parent).map(|(b, _)| b);
+    if parent == "lo" || base.as_deref() == Some("lo") {
+        return Err(Failure::usage(format!(
+            "-o parent={parent}: the loopback device cannot carry macvlan or ipvlan endpoints"
+        ))
+        .hint("give the interface of the LAN, like -o parent=enp0s3"));
+    }
+    let link = match nl.link_by_name(parent)? {
+        Some(l) => Some(l),
+        None => match &base {
+            Some(b) => nl.link_by_name(b)?,
+            None => None,
+        },
+    };
+    if let (Some(want), Some(link)) = (mtu, link)
+        && want > link.mtu
+    {
+        return Err(Failure::usage(format!("--mtu {want} is larger than parent {}'s MTU {}", link.name, link.mtu)));
+    }
+    Ok(())
 }
 
 /// Checks the parent exists; `IF.VID` creates the VLAN sub-interface when missing.
@@ -360,7 +425,7 @@ fn vlan_name(name: &str) -> Option<(String, u16)> {
 /// The owner under which a network's aux addresses are held in its IPAM store. In the
 /// cluster store every host's network of that name holds them as one owner.
 pub fn aux_owner(net: &Network, name: &str) -> Attachment {
-    let id = if net.ipam.is_some() { net.name.as_str() } else { &net.id[..12] };
+    let id = if net.ipam.is_some() { net.name.as_str() } else { short(&net.id, 12) };
     Attachment { container_id: format!("aux-{id}"), ifname: name.to_string() }
 }
 
@@ -424,13 +489,13 @@ fn ls(dirs: &Dirs, format: Format) -> Result<()> {
     let state = State::lock(dirs)?;
     let (nets, eps) = (state.networks()?, state.endpoints()?);
     match format {
-        Format::Json => print_json(&nets),
+        Format::Json => print_json(&crate::state::with_damaged(&nets, state.damaged()?, "networks")),
         Format::Table => {
             let rows = nets.iter().map(|n| {
                 let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
                 vec![
                     n.name.clone(),
-                    n.id[..12].to_string(),
+                    short(&n.id, 12).to_string(),
                     n.driver.as_str().to_string(),
                     n.parent.clone(),
                     n.mode.clone(),

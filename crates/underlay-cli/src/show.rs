@@ -1,7 +1,7 @@
 //! `underlay ps` and `underlay inspect`.
 
 use crate::failure::Result;
-use crate::model::{Endpoint, Phase};
+use crate::model::{Endpoint, Phase, short};
 use crate::output::{Format, print_json, table};
 use crate::state::{Dirs, State};
 
@@ -18,15 +18,17 @@ pub fn status(e: &Endpoint) -> String {
 }
 
 pub fn ps(dirs: &Dirs, format: Format) -> Result<()> {
-    let eps = State::lock(dirs)?.endpoints()?;
+    let state = State::lock(dirs)?;
+    let eps = state.endpoints()?;
     match format {
-        Format::Json => print_json(&eps),
+        // Damaged records are listed too, as {"damaged": PATH, "error": WHY}.
+        Format::Json => print_json(&crate::state::with_damaged(&eps, state.damaged()?, "endpoints")),
         Format::Table => {
             let rows = eps.iter().map(|e| {
                 let ips: Vec<String> = e.ips.iter().map(|i| i.to_string()).collect();
                 vec![
                     e.name.clone(),
-                    e.id[..12].to_string(),
+                    short(&e.id, 12).to_string(),
                     e.network.clone(),
                     ips.join(", "),
                     e.mac.map(|m| m.to_string()).unwrap_or_default(),

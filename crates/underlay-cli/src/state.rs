@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::failure::{Failure, Result};
-use crate::model::{Endpoint, HostAccess, Network};
+use crate::model::{Endpoint, HostAccess, Network, now};
 
 /// Where things live.
 #[derive(Debug, Clone)]
@@ -66,20 +66,60 @@ fn write<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     })
 }
 
-fn list<T: DeserializeOwned>(dir: &Path) -> Result<Vec<T>> {
-    let mut out = Vec::new();
+/// A record that cannot be read (torn, garbage, not a file): skipped by every command
+/// and reported, so one bad file never stops work on the healthy rest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Damaged {
+    pub damaged: PathBuf,
+    pub error: String,
+}
+
+/// `records` as JSON values, followed by the damaged records of that kind.
+pub fn with_damaged<T: serde::Serialize>(records: &[T], damaged: Vec<Damaged>, kind: &str) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> =
+        records.iter().map(|r| serde_json::to_value(r).expect("records serialize")).collect();
+    let of_kind = damaged.into_iter().filter(|d| d.damaged.parent().is_some_and(|p| p.ends_with(kind)));
+    out.extend(of_kind.map(|d| serde_json::to_value(d).expect("serializes")));
+    out
+}
+
+/// Reports each damaged record once per process, on stderr.
+fn report(d: &Damaged) {
+    static SEEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if !seen.contains(&d.damaged) {
+        eprintln!("underlay: skipping a damaged record: {} (`underlay gc` moves it aside)", d.error);
+        seen.push(d.damaged.clone());
+    }
+}
+
+fn list<T: DeserializeOwned>(dir: &Path) -> Result<(Vec<T>, Vec<Damaged>)> {
+    let (mut out, mut bad) = (Vec::new(), Vec::new());
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((out, bad)),
         Err(e) => return Err(Failure::system(format!("read {}: {e}", dir.display()))),
     };
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "json") {
-            out.push(read(&p)?);
+            match read_record(&p) {
+                Ok(v) => out.push(v),
+                Err(f) => bad.push(Damaged { damaged: p, error: f.message }),
+            }
         }
     }
-    Ok(out)
+    bad.iter().for_each(report);
+    Ok((out, bad))
+}
+
+/// A record: a regular file (never through a symlink, never a FIFO) of sane size.
+fn read_record<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let meta = fs::symlink_metadata(path).map_err(|e| Failure::system(format!("read {}: {e}", path.display())))?;
+    if !meta.is_file() || meta.len() > 1 << 20 {
+        return Err(Failure::system(format!("{} is not a regular file of at most 1 MiB", path.display())));
+    }
+    read(path)
 }
 
 impl State {
@@ -116,17 +156,36 @@ impl State {
     }
 
     pub fn networks(&self) -> Result<Vec<Network>> {
-        let mut v: Vec<Network> = list(&self.dirs.state.join("networks"))?;
+        let (mut v, _): (Vec<Network>, _) = list(&self.dirs.state.join("networks"))?;
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
 
     pub fn network(&self, name: &str) -> Result<Network> {
         let path = self.network_path(name);
-        if !path.exists() {
+        if fs::symlink_metadata(&path).is_err() {
             return Err(Failure::not_found(format!("no network named \"{name}\"")).hint("see `underlay network ls`"));
         }
-        read(&path)
+        read_record(&path).map_err(|f| f.hint("`underlay gc` moves a damaged record aside"))
+    }
+
+    /// The damaged network and endpoint records.
+    pub fn damaged(&self) -> Result<Vec<Damaged>> {
+        let (_, mut bad) = list::<Network>(&self.dirs.state.join("networks"))?;
+        bad.extend(list::<Endpoint>(&self.dirs.state.join("endpoints"))?.1);
+        Ok(bad)
+    }
+
+    /// Moves a damaged record into `<state>/damaged/`, out of every command's way;
+    /// returns where it went.
+    pub fn set_aside(&self, d: &Damaged) -> Result<PathBuf> {
+        let dir = self.dirs.state.join("damaged");
+        fs::create_dir_all(&dir).map_err(|e| Failure::system(format!("create {}: {e}", dir.display())))?;
+        let kind = d.damaged.parent().and_then(Path::file_name).unwrap_or_default().to_string_lossy();
+        let file = d.damaged.file_name().unwrap_or_default().to_string_lossy();
+        let to = dir.join(format!("{kind}-{file}.{}", now()));
+        fs::rename(&d.damaged, &to).map_err(|e| Failure::system(format!("move {}: {e}", d.damaged.display())))?;
+        Ok(to)
     }
 
     pub fn save_network(&self, n: &Network) -> Result<()> {
@@ -138,7 +197,7 @@ impl State {
     }
 
     pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        let mut v: Vec<Endpoint> = list(&self.dirs.state.join("endpoints"))?;
+        let (mut v, _): (Vec<Endpoint>, _) = list(&self.dirs.state.join("endpoints"))?;
         v.sort_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)));
         Ok(v)
     }
@@ -174,7 +233,7 @@ impl State {
     }
 
     pub fn all_host_access(&self) -> Result<Vec<HostAccess>> {
-        list(&self.dirs.state.join("host-access"))
+        Ok(list(&self.dirs.state.join("host-access"))?.0)
     }
 
     pub fn save_host_access(&self, ha: &HostAccess) -> Result<()> {

@@ -59,6 +59,12 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         ),
         (&["network", "create", "--subnet", "2001:db8::/64", "-o", "parent=enp0s3", "x"], 2, "--ipv6"),
         (&["network", "create", "-o", "parent=enp0s3", "x"], 2, "--subnet"),
+        (&["network", "create", "--subnet", "10.1.0.0/24", "-o", "parent=lo", "x"], 2, "parent=lo"),
+        (
+            &["network", "create", "--subnet", "10.1.0.0/24", "-o", "parent=enp0s3", "--mtu", "9000", "x"],
+            2,
+            "--mtu 9000 is larger than parent enp0s3's MTU 1500",
+        ),
         (&["network", "create", "--subnet", "10.1.0.0/24", "-o", "parent=enp0s3", "../x"], 2, "../x"),
         (&["run", "--network", "lan", "--ip", "10.9.9.9", "--", "/bin/busybox", "true"], 125, "10.9.9.9"),
         (&["run", "--network", "lan", "--ip", "192.168.1.1", "--", "/bin/busybox", "true"], 125, "gateway"),

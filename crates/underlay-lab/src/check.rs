@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::claim::{Claim, Ctx, Outcome};
 use super::record::Lab;
-use super::{attach, build, interrupt, isolation, modes};
+use super::{attach, build, dhcp, interrupt, isolation, modes};
 use underlay_cli::output::{Format, print_json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -36,6 +36,7 @@ pub struct Row {
 fn claims() -> Vec<Claim> {
     let mut all = Vec::new();
     all.extend(attach::CLAIMS);
+    all.extend(dhcp::CLAIMS);
     all.extend(isolation::CLAIMS);
     all.extend(modes::CLAIMS);
     all

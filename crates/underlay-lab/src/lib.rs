@@ -9,6 +9,7 @@ mod build;
 mod chart;
 mod check;
 mod claim;
+mod dhcp;
 mod interrupt;
 mod isolation;
 mod measured;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     // The lab attaches pods through the CLI's in-process CNI call: same delegates as `underlay`.
     underlay::ipam::delegate::host_local_in_process();
     underlay::ipam::delegate::link("underlay-ipam", &underlay_ipam::UnderlayIpam);
+    underlay::ipam::delegate::link("dhcp", &dhcp::Dhcp);
     match underlay_lab::run(cli.lab) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(exit::FAILED),
