@@ -201,7 +201,7 @@ fn mtu(c: &mut Ctx) -> Result<Outcome> {
     let parent = c.node(0).netns.netlink()?.link("enp0s3")?.mtu;
     let mut mtus = vec![("container1".to_string(), c.container.netlink()?.link("eth0")?.mtu)];
     for p in &c.lab.record.pods_made {
-        mtus.push((p.role.clone(), c.pod_ns(p).netlink()?.link("eth0")?.mtu));
+        mtus.push((p.role.clone(), c.pod_ns(p)?.netlink()?.link("eth0")?.mtu));
     }
     let ok = mtus.iter().all(|(_, m)| *m == parent);
     let odd: Vec<String> = mtus.iter().filter(|(_, m)| *m != parent).map(|(n, m)| format!("{n} {m}")).collect();

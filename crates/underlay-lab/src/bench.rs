@@ -26,7 +26,7 @@ pub struct BenchOptions {
     #[arg(long, default_value_t = 0.7)]
     seconds: f64,
     /// One-byte round trips per path and pass.
-    #[arg(long, default_value_t = 700)]
+    #[arg(long, default_value_t = 700, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     rounds: usize,
     /// Passes over all paths, interleaved so that drift hits every path alike; the
     /// throughput reported is the median pass.
@@ -66,10 +66,7 @@ pub fn run(lab: &mut Lab, opts: &BenchOptions, format: Format, out: &Path) -> Re
 fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<Vec<Measured>> {
     let r = &lab.record;
     let pod = |node: usize, k: usize| r.pods_of(node).nth(k);
-    let pod_ns = |role: &str| -> &Netns {
-        let i: usize = role.trim_start_matches("pod").parse().unwrap_or(1);
-        &world.pods[i - 1]
-    };
+    let pod_ns = |role: &str| super::record::pod_netns(world, role);
     let (n1, n2, ext) = (&world.nodes[0], &world.nodes[1], world.external());
     let p1 = pod(0, 0).context("node1 has no pod")?;
     let p3 = pod(1, 0).context("node2 has no pod")?;
@@ -85,7 +82,7 @@ fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<V
             group: "to the LAN",
             kind: Kind::Macvlan,
             name: format!("{} → external", p1.role),
-            from: pod_ns(&p1.role),
+            from: pod_ns(&p1.role)?,
             to: ext.ip.addr(),
         },
         Leg {
@@ -101,7 +98,7 @@ fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<V
             group: "pod to pod, one node",
             kind: Kind::Macvlan,
             name: format!("{} → {}", p1.role, p2.role),
-            from: pod_ns(&p1.role),
+            from: pod_ns(&p1.role)?,
             to: p2.ip,
         });
     }
@@ -123,7 +120,7 @@ fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<V
         group: "across the switch",
         kind: Kind::Macvlan,
         name: format!("{} → {}", p1.role, p3.role),
-        from: pod_ns(&p1.role),
+        from: pod_ns(&p1.role)?,
         to: p3.ip,
     });
 
@@ -282,5 +279,25 @@ impl Nat {
         }
         let _ = node.nft(&format!("table ip {NAT_TABLE} {{}}\ndelete table ip {NAT_TABLE}\n"));
         let _ = node.set_sysctl("net/ipv4/ip_forward", "0");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::BenchOptions;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchOptions,
+    }
+
+    /// Zero round trips left nothing to take percentiles of (a panic on an empty list).
+    #[test]
+    fn zero_rounds_is_a_usage_error() {
+        assert!(Cli::try_parse_from(["lab", "--rounds", "0"]).is_err());
+        assert_eq!(Cli::try_parse_from(["lab", "--rounds", "1"]).unwrap().bench.rounds, 1);
     }
 }

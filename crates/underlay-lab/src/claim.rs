@@ -68,9 +68,8 @@ impl Ctx<'_> {
         self.lab.record.pods_of(node).collect()
     }
 
-    pub fn pod_ns(&self, pod: &Pod) -> &Netns {
-        let i: usize = pod.role.trim_start_matches("pod").parse().unwrap_or(1);
-        &self.world.pods[i - 1]
+    pub fn pod_ns(&self, pod: &Pod) -> Result<&Netns> {
+        super::record::pod_netns(&self.world, &pod.role)
     }
 
     /// `underlay ARGS` on node1, with the lab's state.
