@@ -12,7 +12,7 @@ mod scale;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "underlay-bench", about = "underlay's plugins against the reference plugins, side by side")]
+#[command(name = "underlay-bench", version, about = "underlay's plugins against the reference plugins, side by side")]
 struct Cli {
     /// A few iterations of everything: proves the benchmark runs, measures nothing
     /// worth reading (a test runs each benchmark this way).
