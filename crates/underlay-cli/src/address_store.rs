@@ -11,7 +11,7 @@ use underlay::ipam::{HostLocalConf, host_local};
 use underlay_ipam::IpamConf;
 use underlay_ipam::store::EtcdStore;
 
-use crate::endpoint::cni_conf;
+use crate::cni_conf::cni_conf;
 use crate::failure::Result;
 use crate::model::Network;
 use crate::state::Dirs;

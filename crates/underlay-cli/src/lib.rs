@@ -3,6 +3,7 @@
 //! (`crates/underlay-lab`) builds on this API.
 
 pub mod address_store;
+pub mod cni_conf;
 pub mod command;
 pub mod docker_plugin;
 pub mod doctor;

@@ -190,3 +190,17 @@ mod tests {
         assert_ne!(new_id(), new_id());
     }
 }
+
+/// What `enable` made, so `disable` removes exactly that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAccess {
+    pub network: String,
+    pub shim: String,
+    pub parent: String,
+    pub addresses: Vec<IpAddr>,
+    /// Routed through the shim as a whole (the network's --ip-range); without one,
+    /// each endpoint gets a host route.
+    pub ranges: Vec<IpNet>,
+    pub sysctls: Vec<underlay_linux::shim::Saved>,
+    pub created: u64,
+}
