@@ -9,7 +9,7 @@
 //! ```
 
 mod fault;
-mod store;
+pub mod store;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -48,6 +48,12 @@ struct Setup {
     conf: Conf,
     address: IpAddr,
     network: String,
+}
+
+/// What every command checks before touching anything (the config, its address);
+/// public for the fuzz target.
+pub fn check_input(call: &Call) -> Result<(), CniError> {
+    setup(call).map(drop)
 }
 
 fn setup(call: &Call) -> Result<Setup, CniError> {
