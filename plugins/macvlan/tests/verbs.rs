@@ -272,3 +272,21 @@ fn the_announcer_keeps_no_namespace_alive_and_ends_after_del() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_refused_second_container_del_leaves_the_first_owners_link() {
+    let w = world(WorldSpec::seed("mvowner").nodes(1).pods(1));
+    let data = tempfile::tempdir().unwrap();
+    let c = seed_conf("1.0.0", data.path());
+    let (plugins, node, pod) = (PluginDir::ours(), &w.node(0).netns, &w.pods[0]);
+    assert!(cni(&plugins, node, "ADD", "first", Some(pod), "eth0", &c).ok);
+    let eth0 = pod.netlink().unwrap().link("eth0").unwrap();
+    assert_eq!(eth0.alias.as_deref(), Some("cni:first"), "ADD marks the link it made");
+    let second = cni(&plugins, node, "ADD", "second", Some(pod), "eth0", &c);
+    assert_eq!(second.code(), 106, "{}", second.json);
+    // The runtime cleans up after the failed ADD: that DEL must not take first's eth0.
+    assert!(cni(&plugins, node, "DEL", "second", Some(pod), "eth0", &c).ok);
+    assert_eq!(pod.netlink().unwrap().link("eth0").unwrap().index, eth0.index);
+    assert!(cni(&plugins, node, "DEL", "first", Some(pod), "eth0", &c).ok);
+    assert!(pod.netlink().unwrap().link_by_name("eth0").unwrap().is_none());
+}
