@@ -57,6 +57,8 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
         }
     };
     let link_undo = Undo::new(|| delete_quietly(&pod, created.index));
+    // The mark DEL checks: only the container whose ADD made the link deletes it.
+    pod_nl.set_alias(created.index, &owner_mark(&call.env.container_id)).map_err(kernel)?;
     let link = Link { name: ifname.to_string(), ..created.clone() };
     let mac = link.mac.ok_or_else(|| CniError::kernel(format!("{ifname} has no MAC address")))?;
 
@@ -110,6 +112,13 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
         let _ = job.spawn_detached();
     }
     Ok(result)
+}
+
+/// The alias that marks a link as made by `container_id`'s ADD. Aliases hold at most
+/// 255 bytes; a longer ID is marked by its hash.
+pub fn owner_mark(container_id: &str) -> String {
+    let mark = format!("cni:{container_id}");
+    if mark.len() <= 255 { mark } else { format!("cni#{:016x}", underlay::stable_hash(container_id.bytes())) }
 }
 
 fn configure_in(

@@ -32,6 +32,11 @@ struct Raw {
     announce_interval_ms: Option<u64>,
 }
 
+/// Announcements beyond the first go out after ADD has answered; these bounds keep the
+/// detached announcer short-lived (at most 16 rounds 10 s apart: under three minutes).
+pub const MAX_ANNOUNCE_COUNT: u32 = 16;
+pub const MAX_ANNOUNCE_INTERVAL_MS: u64 = 10_000;
+
 /// Which plugin is reading the config (and which driver a network of the `underlay`
 /// command uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
@@ -111,9 +116,17 @@ impl Conf {
         check_master(&raw.master)?;
         let mut settings = Settings::default();
         if let Some(n) = raw.announce_count {
+            if n > MAX_ANNOUNCE_COUNT {
+                return Err(CniError::config(format!("announceCount {n} is above the limit of {MAX_ANNOUNCE_COUNT}")));
+            }
             settings.announce_count = n;
         }
         if let Some(ms) = raw.announce_interval_ms {
+            if ms > MAX_ANNOUNCE_INTERVAL_MS {
+                return Err(CniError::config(format!(
+                    "announceIntervalMs {ms} is above the limit of {MAX_ANNOUNCE_INTERVAL_MS}"
+                )));
+            }
             settings.announce_interval = Duration::from_millis(ms);
         }
         Ok(Conf {

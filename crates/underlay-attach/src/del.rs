@@ -17,22 +17,28 @@ pub fn del(call: &Call, driver: Driver) -> Result<(), CniError> {
         delegate::run(call, ty, Command::Del)?;
     }
     match &call.env.netns {
-        Some(path) => delete_link(path, &call.env.ifname, driver),
+        Some(path) => delete_link(path, &call.env.ifname, &call.env.container_id, driver),
         None => Ok(()),
     }
 }
 
 /// Deletes the macvlan (ipvlan) `ifname` in the namespace at `path`, if both still
-/// exist. Only a link of our kind is ours to delete; anything else under that name is
-/// left alone.
-fn delete_link(path: &std::path::Path, ifname: &str, driver: Driver) -> Result<(), CniError> {
+/// exist. Only a link of our kind that this container's ADD made is ours to delete: one
+/// marked for another container (whose ADD made it; ours was refused with 106) and
+/// anything else under that name are left alone. An unmarked link of our kind (made
+/// by the reference plugin or an older version) is deleted, as before.
+fn delete_link(path: &std::path::Path, ifname: &str, container_id: &str, driver: Driver) -> Result<(), CniError> {
     let Ok(pod) = Netns::open(path) else { return Ok(()) };
     let mut nl = pod_netlink(&pod)?;
+    let mark = crate::add::owner_mark(container_id);
+    let ours = |alias: &Option<String>| alias.as_deref().is_none_or(|a| a == mark || !a.starts_with("cni"));
     match nl.link_by_name(ifname).map_err(kernel)? {
-        Some(link) if link.kind.as_deref() == Some(driver.as_str()) => match nl.delete_link(link.index) {
-            Err(e) if !e.is_not_found() => Err(kernel(e)),
-            _ => Ok(()),
-        },
+        Some(link) if link.kind.as_deref() == Some(driver.as_str()) && ours(&link.alias) => {
+            match nl.delete_link(link.index) {
+                Err(e) if !e.is_not_found() => Err(kernel(e)),
+                _ => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
