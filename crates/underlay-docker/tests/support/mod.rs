@@ -20,8 +20,11 @@ pub fn have_docker() -> bool {
 }
 
 fn stop(child: &mut Child) {
-    let _ = nix_kill(child.id(), 15);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // SIGTERM, so dockerd stops the containerd it started; a SIGKILLed dockerd leaves
+    // it running and the next dockerd cannot reach it. Sent directly: a minimal Debian
+    // root has no `kill` binary (procps).
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             return;
@@ -30,11 +33,6 @@ fn stop(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-fn nix_kill(pid: u32, sig: i32) -> std::io::Result<()> {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status()?;
-    if status.success() { Ok(()) } else { Err(std::io::Error::other("kill failed")) }
 }
 
 pub struct Plugin {
