@@ -1,6 +1,7 @@
 //! `underlay-bench`: runs our plugins and the reference plugins side by side, in the
 //! same run, and prints latencies, ratios and peak memory. A command, not a test.
 
+mod docker;
 mod etcd_ipam;
 mod floor;
 mod host_local;
@@ -13,7 +14,7 @@ mod scale;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "underlay-bench", about = "underlay's plugins against the reference plugins, side by side")]
+#[command(name = "underlay-bench", version, about = "underlay's plugins against the reference plugins, side by side")]
 struct Cli {
     /// A few iterations of everything: proves the benchmark runs, measures nothing
     /// worth reading (a test runs each benchmark this way).
@@ -34,6 +35,9 @@ enum Bench {
     Macvlan(macvlan::Args),
     /// podman run --rm with our plugins, the reference plugins and netavark, and the floor.
     Podman(podman::Args),
+    /// docker run --rm with our Docker driver against Docker's built-in macvlan, and
+    /// the driver daemon's peak memory.
+    Docker(docker::Args),
     /// macvlan ADD/DEL latency with 0, 250 and 1,000 live endpoints on one parent.
     Scale(scale::Args),
     /// underlay-ipam on etcd: allocations per second for 1 and 10 nodes against the
@@ -58,6 +62,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Macvlan(args) => macvlan::run(if quick { args.quick() } else { args }),
         Bench::EtcdIpam(args) => etcd_ipam::run(if quick { args.quick() } else { args }),
         Bench::Scale(args) => scale::run(if quick { args.quick() } else { args }),
+        Bench::Docker(args) => docker::run(if quick { args.quick() } else { args }),
         Bench::Podman(args) => podman::run(if quick { args.quick() } else { args }),
         Bench::DeleteLink { netns, ifname } => floor::delete_link(&netns, &ifname),
         Bench::AddLink { netns, master, ifname, address } => floor::add_link(&netns, &master, &ifname, address),

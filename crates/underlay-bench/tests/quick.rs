@@ -39,3 +39,10 @@ fn podman_runs() {
     let out = quick("podman");
     assert!(out.contains("network share") && out.contains("netavark"), "{out}");
 }
+
+#[test]
+fn docker_runs() {
+    // Needs underlay-docker-plugin beside underlay-bench (`cargo test --workspace` builds it).
+    let out = quick("docker");
+    assert!(out.contains("ratio ours/builtin") && out.contains("VmHWM"), "{out}");
+}

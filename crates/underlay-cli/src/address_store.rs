@@ -11,7 +11,7 @@ use underlay::ipam::{HostLocalConf, host_local};
 use underlay_ipam::IpamConf;
 use underlay_ipam::store::EtcdStore;
 
-use crate::endpoint::cni_conf;
+use crate::cni_conf::cni_conf;
 use crate::failure::Result;
 use crate::model::Network;
 use crate::state::Dirs;
@@ -39,10 +39,12 @@ impl AddressStore {
     pub fn add(&self, owner: &Attachment, requested: Vec<IpAddr>) -> Result<CniResult> {
         Ok(match self {
             AddressStore::Local(c) => host_local::add(&HostLocalConf { requested, ..c.clone() }, owner)?,
+            // The plugin's own claim path: it retries after a lost race, so contention
+            // never reads as "pool exhausted" while addresses are free.
             AddressStore::Cluster(c) => {
                 let mut c = IpamConf::clone(c);
                 c.ranges.requested = requested;
-                host_local::add_in(&mut EtcdStore::open(&c)?, &c.ranges, owner)?
+                underlay_ipam::add_in(&mut EtcdStore::open(&c)?, &c, owner)?
             }
             AddressStore::Dhcp => return Err(dhcp_has_no_store()),
         })

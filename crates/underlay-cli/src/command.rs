@@ -12,7 +12,7 @@ use underlay::MacAddr;
 use crate::failure::{self, Failure, exit};
 use crate::output::Format;
 use crate::state::{self, Dirs};
-use crate::{doctor, endpoint, gc, host_access, ipam, lab, network, run, show};
+use crate::{docker_plugin, doctor, endpoint, gc, host_access, ipam, lab, network, run, show};
 
 #[derive(Parser)]
 #[command(
@@ -92,6 +92,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Serve Docker's network and IPAM driver API (runs `underlay-docker-plugin`).
+    #[command(name = "docker-plugin", disable_help_flag = true)]
+    DockerPlugin {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// (Internal) look after a detached `run`.
     #[command(name = "__keep", hide = true)]
     Keep { id: String },
@@ -133,6 +139,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
             Err(e) => Err(e),
         },
         Command::Lab { args } => Err(lab::exec(&dirs, &args)),
+        Command::DockerPlugin { args } => Err(docker_plugin::exec(&args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

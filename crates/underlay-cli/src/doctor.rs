@@ -293,7 +293,7 @@ fn probes(
     parent: &Link,
     net: Option<&Network>,
     endpoints: &[Endpoint],
-    host_access: Option<&crate::host_access::HostAccess>,
+    host_access: Option<&crate::model::HostAccess>,
 ) -> Result<Vec<Finding>> {
     let mut out = Vec::new();
     let gateway = net.and_then(|n| n.subnets.iter().find_map(|s| s.gateway.and_then(v4))).or_else(|| {

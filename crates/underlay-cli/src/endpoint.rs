@@ -5,99 +5,22 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use underlay::MacAddr;
 use underlay::cni::plugin::{Plugin, run};
 use underlay::cni::{CniError, CniResult, Version};
 
+use crate::cni_conf::cni_conf;
 use crate::failure::{Failure, Result};
-use crate::model::{Driver, Endpoint, Network, Phase, Proc, now};
+use crate::model::{Driver, Endpoint, Phase, Proc, now};
 use crate::state::{Dirs, State};
 
 pub const IFNAME: &str = "eth0";
 
-/// The CNI config that attaches to `net`; kept in the endpoint so DEL uses exactly
-/// what ADD used (the spec's rule), even if the network changes or goes.
-pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
-    let mut ranges = Vec::new();
-    let mut routes = Vec::new();
-    for s in net.subnets.iter().filter(|s| net.ipv6 || s.subnet.addr().is_ipv4()) {
-        let mut r = json!({"subnet": s.subnet});
-        if let Some(gw) = s.gateway {
-            r["gateway"] = json!(gw);
-            let default = if s.subnet.addr().is_ipv4() { "0.0.0.0/0" } else { "::/0" };
-            if !net.internal && !routes.iter().any(|r: &Value| r["dst"] == default) {
-                routes.push(json!({"dst": default, "gw": gw}));
-            }
-        }
-        if let Some(range) = s.ip_range {
-            let (start, end) = usable(range, s.subnet);
-            r["rangeStart"] = json!(start);
-            r["rangeEnd"] = json!(end);
-        }
-        ranges.push(json!([r]));
-    }
-    let ipam = match &net.ipam {
-        _ if net.dhcp.is_some() => {
-            json!({"type": "dhcp", "daemonSocketPath": net.dhcp.as_ref().map(|d| &d.socket)})
-        }
-        None => json!({"type": "host-local", "dataDir": dirs.ipam(), "ranges": ranges, "routes": routes}),
-        Some(c) => {
-            let mut ipam = json!({"type": "underlay-ipam", "ranges": ranges, "routes": routes, "etcd": c.etcd});
-            if let Some(node) = &c.node {
-                ipam["node"] = json!(node);
-            }
-            ipam
-        }
-    };
-    let mut conf = json!({
-        "cniVersion": Version::LATEST,
-        "name": net.name,
-        "type": net.driver.as_str(),
-        "master": net.parent,
-        "ipam": ipam,
-    });
-    match net.driver {
-        Driver::Macvlan => conf["mode"] = json!(net.mode),
-        Driver::Ipvlan => {
-            let (mode, flag) = net.mode.split_once(' ').unwrap_or((&net.mode, "bridge"));
-            conf["mode"] = json!(mode);
-            conf["flag"] = json!(flag);
-        }
-    }
-    if net.mtu > 0 {
-        conf["mtu"] = json!(net.mtu);
-    }
-    conf
-}
-
-/// The first and last address of `range` that may be handed out in `subnet` (never the
-/// subnet's own address, nor its IPv4 broadcast).
-fn usable(range: ipnet::IpNet, subnet: ipnet::IpNet) -> (IpAddr, IpAddr) {
-    let step = |ip: IpAddr, up: bool| -> IpAddr {
-        match ip {
-            IpAddr::V4(a) => {
-                let n = u32::from(a);
-                IpAddr::V4(if up { n + 1 } else { n - 1 }.into())
-            }
-            IpAddr::V6(a) => {
-                let n = u128::from(a);
-                IpAddr::V6(if up { n + 1 } else { n - 1 }.into())
-            }
-        }
-    };
-    let start = if range.network() == subnet.network() { step(range.network(), true) } else { range.network() };
-    let end = match (range, subnet) {
-        (ipnet::IpNet::V4(r), ipnet::IpNet::V4(s)) if r.broadcast() == s.broadcast() => step(range.broadcast(), false),
-        _ => range.broadcast(),
-    };
-    (start, end)
-}
-
 fn plugin(conf: &Value) -> &'static dyn Plugin {
     match conf["type"].as_str() {
-        Some("ipvlan") => &macvlan::Ipvlan,
-        _ => &macvlan::Macvlan,
+        Some("ipvlan") => &underlay_attach::Ipvlan,
+        _ => &underlay_attach::Macvlan,
     }
 }
 
@@ -232,22 +155,8 @@ pub fn detach(dirs: &Dirs, ep: &Endpoint) -> Result<()> {
     crate::host_access::endpoint_changed(dirs, ep, false);
     let del = cni("DEL", &ep.id, netns, "IgnoreUnknown=1", &ep.cni);
     if ep.netns_owned {
-        crate::network::drop_netns(dirs, &ep.id);
+        crate::state::drop_netns(dirs, &ep.id);
     }
     del?;
     State::lock(dirs)?.remove_endpoint(&ep.id)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_ranges_skip_network_and_broadcast() {
-        let s: ipnet::IpNet = "192.168.1.0/24".parse().unwrap();
-        let u = |r: &str| usable(r.parse().unwrap(), s);
-        assert_eq!(u("192.168.1.128/25"), ("192.168.1.128".parse().unwrap(), "192.168.1.254".parse().unwrap()));
-        assert_eq!(u("192.168.1.0/25"), ("192.168.1.1".parse().unwrap(), "192.168.1.127".parse().unwrap()));
-        assert_eq!(u("192.168.1.64/27"), ("192.168.1.64".parse().unwrap(), "192.168.1.95".parse().unwrap()));
-    }
 }

@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use clap::Subcommand;
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use underlay::cni::Attachment;
 use underlay_linux::reach::reachable_here;
-use underlay_linux::shim::{self, Saved};
+use underlay_linux::shim;
 use underlay_linux::{Error, Netlink};
 
 use crate::address_store::AddressStore;
 use crate::failure::{Failure, Result};
-use crate::model::{Endpoint, Network, now, short};
+use crate::model::{Endpoint, HostAccess, Network, now, short};
 use crate::output::{Format, print_json, table};
 use crate::state::{Dirs, State};
 
@@ -39,20 +38,6 @@ pub enum HostAccessCommand {
     },
     /// Make it all again after a reboot (the systemd unit runs this).
     Restore,
-}
-
-/// What `enable` made, so `disable` removes exactly that.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostAccess {
-    pub network: String,
-    pub shim: String,
-    pub parent: String,
-    pub addresses: Vec<IpAddr>,
-    /// Routed through the shim as a whole (the network's --ip-range); without one,
-    /// each endpoint gets a host route.
-    pub ranges: Vec<IpNet>,
-    pub sysctls: Vec<Saved>,
-    pub created: u64,
 }
 
 pub fn run(dirs: &Dirs, cmd: HostAccessCommand) -> Result<()> {

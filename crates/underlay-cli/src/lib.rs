@@ -3,7 +3,9 @@
 //! (`crates/underlay-lab`) builds on this API.
 
 pub mod address_store;
+pub mod cni_conf;
 pub mod command;
+pub mod docker_plugin;
 pub mod doctor;
 pub mod endpoint;
 pub mod failure;

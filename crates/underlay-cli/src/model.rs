@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use underlay::MacAddr;
 
-pub use macvlan::Driver;
+pub use underlay_attach::Driver;
 
 /// One subnet of a network, with Docker's per-subnet settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,4 +189,18 @@ mod tests {
         assert_eq!(new_id().len(), 32);
         assert_ne!(new_id(), new_id());
     }
+}
+
+/// What `enable` made, so `disable` removes exactly that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAccess {
+    pub network: String,
+    pub shim: String,
+    pub parent: String,
+    pub addresses: Vec<IpAddr>,
+    /// Routed through the shim as a whole (the network's --ip-range); without one,
+    /// each endpoint gets a host route.
+    pub ranges: Vec<IpNet>,
+    pub sysctls: Vec<underlay_linux::shim::Saved>,
+    pub created: u64,
 }

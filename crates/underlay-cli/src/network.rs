@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
 use underlay::cni::Attachment;
+use underlay_linux::Netlink;
 use underlay_linux::parent::{Acquired, Parents};
 use underlay_linux::support::{Feature, has};
-use underlay_linux::{Netlink, Netns};
 
 use crate::address_store::AddressStore;
 use crate::failure::{Failure, Result};
@@ -551,11 +551,6 @@ fn prune(dirs: &Dirs, force: bool) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Removes a namespace `run` made (used by run and gc).
-pub fn drop_netns(dirs: &Dirs, id: &str) {
-    let _ = Netns::delete_in(&dirs.netns_dir(), id);
 }
 
 #[cfg(test)]

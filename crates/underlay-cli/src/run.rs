@@ -18,7 +18,7 @@ use underlay_linux::Netns;
 use crate::endpoint::{Request, attach, detach};
 use crate::failure::{Failure, Result, exit};
 use crate::model::{Endpoint, Proc, new_id};
-use crate::network::drop_netns;
+use crate::state::drop_netns;
 use crate::state::{Dirs, State};
 
 #[derive(Args)]

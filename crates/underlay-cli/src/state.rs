@@ -12,8 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::failure::{Failure, Result};
-use crate::host_access::HostAccess;
-use crate::model::{Endpoint, Network, now};
+use crate::model::{Endpoint, HostAccess, Network, now};
 
 /// Where things live.
 #[derive(Debug, Clone)]
@@ -255,4 +254,9 @@ impl State {
             _ => Ok(()),
         }
     }
+}
+
+/// Removes a namespace `run` made (used by run, gc and detach).
+pub fn drop_netns(dirs: &Dirs, id: &str) {
+    let _ = underlay_linux::Netns::delete_in(&dirs.netns_dir(), id);
 }

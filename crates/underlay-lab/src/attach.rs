@@ -10,7 +10,7 @@ use underlay::ipam::{HostLocalConf, host_local};
 use underlay_linux::probe::arp_probe;
 
 use super::build::{HTTP_PORT, SEED_CNI, WEB_PORT};
-use super::check::{ANSWER, Claim, Ctx, Outcome};
+use super::claim::{ANSWER, Claim, Ctx, Outcome};
 use super::serve::get;
 
 pub const CLAIMS: [Claim; 9] = [
@@ -201,7 +201,7 @@ fn mtu(c: &mut Ctx) -> Result<Outcome> {
     let parent = c.node(0).netns.netlink()?.link("enp0s3")?.mtu;
     let mut mtus = vec![("container1".to_string(), c.container.netlink()?.link("eth0")?.mtu)];
     for p in &c.lab.record.pods_made {
-        mtus.push((p.role.clone(), c.pod_ns(p).netlink()?.link("eth0")?.mtu));
+        mtus.push((p.role.clone(), c.pod_ns(p)?.netlink()?.link("eth0")?.mtu));
     }
     let ok = mtus.iter().all(|(_, m)| *m == parent);
     let odd: Vec<String> = mtus.iter().filter(|(_, m)| *m != parent).map(|(n, m)| format!("{n} {m}")).collect();

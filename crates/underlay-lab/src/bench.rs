@@ -9,12 +9,12 @@ use anyhow::{Context, Result};
 use clap::Args;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use underlay_linux::Netns;
 use underlay_linux::addr::AddressOptions;
 use underlay_linux::route::Route;
 use underlay_linux::world::World;
 
+use super::measured::{Kind, Measured};
 use super::record::Lab;
 use super::{chart, interrupt, serve};
 use underlay_cli::model::Proc;
@@ -26,42 +26,12 @@ pub struct BenchOptions {
     #[arg(long, default_value_t = 0.7)]
     seconds: f64,
     /// One-byte round trips per path and pass.
-    #[arg(long, default_value_t = 700)]
+    #[arg(long, default_value_t = 700, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     rounds: usize,
     /// Passes over all paths, interleaved so that drift hits every path alike; the
     /// throughput reported is the median pass.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
     passes: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// A node's own interface: the floor everything else adds to.
-    Host,
-    Macvlan,
-    /// veth + Linux bridge (+ NAT to the LAN): Docker's default network.
-    BridgeNat,
-}
-
-impl Kind {
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Host => "node's own",
-            Kind::Macvlan => "macvlan",
-            Kind::BridgeNat => "bridge + NAT",
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct Measured {
-    pub group: &'static str,
-    pub kind: Kind,
-    pub path: String,
-    pub gbit_per_s: f64,
-    pub p50_us: f64,
-    pub p99_us: f64,
 }
 
 struct Leg<'a> {
@@ -96,10 +66,7 @@ pub fn run(lab: &mut Lab, opts: &BenchOptions, format: Format, out: &Path) -> Re
 fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<Vec<Measured>> {
     let r = &lab.record;
     let pod = |node: usize, k: usize| r.pods_of(node).nth(k);
-    let pod_ns = |role: &str| -> &Netns {
-        let i: usize = role.trim_start_matches("pod").parse().unwrap_or(1);
-        &world.pods[i - 1]
-    };
+    let pod_ns = |role: &str| super::record::pod_netns(world, role);
     let (n1, n2, ext) = (&world.nodes[0], &world.nodes[1], world.external());
     let p1 = pod(0, 0).context("node1 has no pod")?;
     let p3 = pod(1, 0).context("node2 has no pod")?;
@@ -115,7 +82,7 @@ fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<V
             group: "to the LAN",
             kind: Kind::Macvlan,
             name: format!("{} → external", p1.role),
-            from: pod_ns(&p1.role),
+            from: pod_ns(&p1.role)?,
             to: ext.ip.addr(),
         },
         Leg {
@@ -131,7 +98,7 @@ fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<V
             group: "pod to pod, one node",
             kind: Kind::Macvlan,
             name: format!("{} → {}", p1.role, p2.role),
-            from: pod_ns(&p1.role),
+            from: pod_ns(&p1.role)?,
             to: p2.ip,
         });
     }
@@ -153,7 +120,7 @@ fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<V
         group: "across the switch",
         kind: Kind::Macvlan,
         name: format!("{} → {}", p1.role, p3.role),
-        from: pod_ns(&p1.role),
+        from: pod_ns(&p1.role)?,
         to: p3.ip,
     });
 
@@ -312,5 +279,25 @@ impl Nat {
         }
         let _ = node.nft(&format!("table ip {NAT_TABLE} {{}}\ndelete table ip {NAT_TABLE}\n"));
         let _ = node.set_sysctl("net/ipv4/ip_forward", "0");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::BenchOptions;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchOptions,
+    }
+
+    /// Zero round trips left nothing to take percentiles of (a panic on an empty list).
+    #[test]
+    fn zero_rounds_is_a_usage_error() {
+        assert!(Cli::try_parse_from(["lab", "--rounds", "0"]).is_err());
+        assert_eq!(Cli::try_parse_from(["lab", "--rounds", "1"]).unwrap().bench.rounds, 1);
     }
 }

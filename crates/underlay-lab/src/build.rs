@@ -15,6 +15,7 @@ use underlay_linux::Netns;
 use underlay_linux::world::{Host, World};
 
 use super::record::{self, Lab, Pod, Record};
+use super::topology::{CONTAINER, CONTAINER_IP};
 use super::{BuildOptions, interrupt, serve, topology};
 use underlay_cli::failure::Failure;
 
@@ -22,8 +23,6 @@ use underlay_cli::failure::Failure;
 pub const SEED_CNI: &str = r#"{"cniVersion": "0.4.0","name": "macvlan-conf","type": "macvlan","master": "enp0s3","mode": "bridge","ipam": {"type": "host-local","subnet": "192.168.1.0/24","gateway": "192.168.1.1","rangeStart": "192.168.1.100","rangeEnd": "192.168.1.200"} }"#;
 /// The seed's Docker example.
 pub const NETWORK: &str = "my-macvlan-network";
-pub const CONTAINER: &str = "container1";
-pub const CONTAINER_IP: &str = "192.168.1.100";
 /// Where the pods serve (the seed's web service), and the hosts' stand-ins.
 pub const WEB_PORT: u16 = 9090;
 pub const SSH_PORT: u16 = 22;
@@ -95,7 +94,9 @@ fn populate(lab: &mut Lab, out: &Path) -> Result<()> {
     docker_example(lab, &world)?;
     step("underlay network create ... my-macvlan-network; underlay run --ip 192.168.1.100 -d --name container1", t);
     world.keep();
-    let files = topology::write(lab, out)?;
+    let world = lab.world()?;
+    let mac = container(lab, &world).ok().map(|(_, _, mac)| mac.to_string());
+    let files = topology::write(lab, out, mac)?;
     step(&format!("topology: {}", files.display()), t);
     interrupt::check()
 }

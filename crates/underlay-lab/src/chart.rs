@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use super::bench::{Kind, Measured};
+use super::measured::{Kind, Measured};
 
 const WIDTH: f64 = 960.0;
 const LABEL: f64 = 300.0;

@@ -11,7 +11,7 @@ use serde_json::json;
 use underlay::MacAddr;
 
 use super::build::WEB_PORT;
-use super::check::{ANSWER, Claim, Ctx, Outcome};
+use super::claim::{ANSWER, Claim, Ctx, Outcome};
 use super::serve::get;
 
 pub const CLAIMS: [Claim; 1] =

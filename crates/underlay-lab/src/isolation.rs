@@ -13,7 +13,7 @@ use underlay_linux::{Netlink, Netns};
 
 use super::attach::yes;
 use super::build::{NETWORK, SSH_PORT, WEB_PORT};
-use super::check::{ANSWER, Claim, Ctx, Outcome, SILENCE};
+use super::claim::{ANSWER, Claim, Ctx, Outcome, SILENCE};
 use super::serve::get;
 
 pub const CLAIMS: [Claim; 6] = [

@@ -8,9 +8,11 @@ mod bench;
 mod build;
 mod chart;
 mod check;
+mod claim;
 mod dhcp;
 mod interrupt;
 mod isolation;
+mod measured;
 mod modes;
 mod record;
 pub mod serve;
@@ -19,10 +21,19 @@ mod topology;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
-use clap::{Args, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 pub use interrupt::Interrupted;
 use underlay_cli::output::Format;
+
+/// The `underlay-lab` command line (here, not in main.rs, so the package's man page and
+/// completions are generated from it).
+#[derive(Parser)]
+#[command(name = "underlay-lab", version, about = "The seed's LAN in network namespaces, every claim checked")]
+pub struct Cli {
+    #[command(flatten)]
+    pub lab: LabArgs,
+}
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]

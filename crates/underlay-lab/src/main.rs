@@ -5,14 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use underlay_cli::failure::{Failure, exit};
-use underlay_lab::LabArgs;
-
-#[derive(Parser)]
-#[command(name = "underlay-lab", version, about = "The seed's LAN in network namespaces, every claim checked")]
-struct Cli {
-    #[command(flatten)]
-    lab: LabArgs,
-}
+use underlay_lab::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

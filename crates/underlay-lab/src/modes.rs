@@ -14,7 +14,7 @@ use underlay_linux::support::{Feature, has};
 
 use super::attach::yes;
 use super::build::{NETWORK, WEB_PORT};
-use super::check::{ANSWER, Claim, Ctx, Outcome, SILENCE};
+use super::claim::{ANSWER, Claim, Ctx, Outcome, SILENCE};
 use super::serve::get;
 
 pub const CLAIMS: [Claim; 8] = [
@@ -39,7 +39,7 @@ fn bridge(c: &mut Ctx) -> Result<Outcome> {
         [a, b, ..] => (*a, *b),
         _ => return Ok(Outcome::skipped("two pods on node1", "the lab has one pod per node (--pods 1)")),
     };
-    let a_to_b = get(c.pod_ns(a), b.ip, WEB_PORT, ANSWER)?;
+    let a_to_b = get(c.pod_ns(a)?, b.ip, WEB_PORT, ANSWER)?;
     let c_to_a = get(&c.container, a.ip, WEB_PORT, ANSWER)?.is_some();
     let direct = a_to_b.is_some_and(|s| s.you.ip() == a.ip);
     Ok(Outcome::new(
@@ -232,7 +232,7 @@ fn first_pods<'l>(c: &Ctx<'l>) -> Result<(&'l super::record::Pod, &'l super::rec
 
 fn cross_node(c: &mut Ctx) -> Result<Outcome> {
     let (a, b) = first_pods(c)?;
-    let seen = get(c.pod_ns(a), b.ip, WEB_PORT, ANSWER)?;
+    let seen = get(c.pod_ns(a)?, b.ip, WEB_PORT, ANSWER)?;
     let ok = seen.is_some_and(|s| s.you.ip() == a.ip);
     Ok(Outcome::new(
         format!("{} (node1) → {} (node2) answers, seeing {}", a.role, b.role, a.ip),
@@ -252,7 +252,7 @@ fn filtered(c: &mut Ctx) -> Result<Outcome> {
     let _restore = Undo::new(move || {
         let _ = world.set_drop_unknown_macs(before);
     });
-    let cut = get(c.pod_ns(a), b.ip, WEB_PORT, SILENCE)?.is_none();
+    let cut = get(c.pod_ns(a)?, b.ip, WEB_PORT, SILENCE)?.is_none();
     let out = c.cli(&["doctor", NETWORK, "--probe", "--format", "json"])?;
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     let named = report["findings"].as_array().is_some_and(|f| f.iter().any(|f| f["check"] == "unknown-macs-dropped"));

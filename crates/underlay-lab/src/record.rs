@@ -189,3 +189,31 @@ impl Lab {
         std::fs::remove_dir_all(&self.dir).with_context(|| format!("remove {}", self.dir.display()))
     }
 }
+
+/// "pod1" -> 0; None for anything that is not "pod" and a number from 1.
+fn pod_index(role: &str) -> Option<usize> {
+    role.strip_prefix("pod")?.parse::<usize>().ok()?.checked_sub(1)
+}
+
+/// The namespace of the pod with `role` ("pod1", "pod2", ...) in `world`. A role read
+/// from a damaged or hand-edited record ("pod0", "podx", one past the last) is an
+/// error, not a panic.
+pub fn pod_netns<'w>(world: &'w World, role: &str) -> Result<&'w underlay_linux::Netns> {
+    pod_index(role)
+        .and_then(|i| world.pods.get(i))
+        .with_context(|| format!("the lab record names a pod \"{role}\" that its world does not have"))
+}
+
+#[cfg(test)]
+mod pod_role_tests {
+    use super::pod_index;
+
+    #[test]
+    fn pod_roles_from_a_damaged_record_are_refused_not_a_panic() {
+        assert_eq!(pod_index("pod1"), Some(0));
+        assert_eq!(pod_index("pod12"), Some(11));
+        for bad in ["pod0", "pod", "podx", "pod-1", "node1", ""] {
+            assert_eq!(pod_index(bad), None, "{bad}");
+        }
+    }
+}

@@ -6,8 +6,11 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 
-use super::build::{CONTAINER, CONTAINER_IP};
 use super::record::Lab;
+
+/// The seed's container and its address (the first of the seed's range).
+pub const CONTAINER: &str = "container1";
+pub const CONTAINER_IP: &str = "192.168.1.100";
 
 /// The lab as DOT text: the switch, its hosts, and each node's macvlan children.
 pub fn dot(lab: &Lab, container_mac: Option<&str>) -> String {
@@ -53,10 +56,9 @@ pub fn dot(lab: &Lab, container_mac: Option<&str>) -> String {
 }
 
 /// Writes `underlay-lab-topology.dot` into `out`, and the SVG beside it when `dot` is
-/// installed; returns the picture's path (the SVG, else the DOT).
-pub fn write(lab: &Lab, out: &Path) -> Result<PathBuf> {
-    let world = lab.world()?;
-    let mac = super::build::container(lab, &world).ok().map(|(_, _, mac)| mac.to_string());
+/// installed; returns the picture's path (the SVG, else the DOT). `mac`: container1's,
+/// when it is running.
+pub fn write(lab: &Lab, out: &Path, mac: Option<String>) -> Result<PathBuf> {
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let dot_path = out.join("underlay-lab-topology.dot");
     std::fs::write(&dot_path, dot(lab, mac.as_deref())).with_context(|| format!("write {}", dot_path.display()))?;

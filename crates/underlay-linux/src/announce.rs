@@ -232,18 +232,39 @@ impl Job {
         cmd.spawn().map(drop)
     }
 
-    /// Sends the announcements, `interval` apart, from inside the namespace.
+    /// Sends the announcements, `interval` apart. Each round enters the namespace on
+    /// a thread of its own that ends with the round: between rounds the announcer holds
+    /// no reference to the namespace, so a deleted pod's namespace is freed at once. A
+    /// round that finds the namespace or the link gone (DEL) or the link no longer the
+    /// one announced for (another MAC) ends the job.
     pub fn run(&self) -> io::Result<()> {
-        let ns = std::fs::File::open(&self.netns)?;
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
         for _ in 0..self.count {
             std::thread::sleep(self.interval);
-            for ip in &self.ips {
-                // A link that went away in the meantime ends the job quietly.
-                address(self.index, self.mac, *ip)?;
+            let job = self.clone();
+            let more = std::thread::spawn(move || job.round())
+                .join()
+                .map_err(|_| io::Error::other("an announcement round panicked"))??;
+            if !more {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// One round of announcements; `Ok(false)` when the link is no longer there.
+    fn round(&self) -> io::Result<bool> {
+        let ns = std::fs::File::open(&self.netns)?;
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        drop(ns);
+        let mut nl = crate::Netlink::new().map_err(|e| io::Error::other(e.to_string()))?;
+        match nl.link_by_index(self.index) {
+            Ok(Some(l)) if l.mac == Some(self.mac) => {}
+            _ => return Ok(false),
+        }
+        for ip in &self.ips {
+            address(self.index, self.mac, *ip)?;
+        }
+        Ok(true)
     }
 }
 

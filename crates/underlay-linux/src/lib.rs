@@ -20,6 +20,7 @@ pub mod shim;
 pub mod support;
 pub mod sysctl;
 pub mod veth;
+#[cfg(feature = "world")]
 pub mod world;
 
 pub use error::{Error, Result};

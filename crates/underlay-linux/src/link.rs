@@ -38,6 +38,8 @@ pub struct Link {
     pub ipvlan: Option<crate::ipvlan::IpvlanInfo>,
     /// The VLAN ID of an 802.1Q sub-interface.
     pub vlan_id: Option<u16>,
+    /// `IFLA_IFALIAS`: free text; the plugins mark the links they made with it.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -59,6 +61,7 @@ impl Link {
             macvlan: None,
             ipvlan: None,
             vlan_id: None,
+            alias: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -70,6 +73,7 @@ impl Link {
                 LinkAttribute::Controller(c) => link.controller = Some(*c),
                 LinkAttribute::OperState(s) => link.oper_up = *s == State::Up,
                 LinkAttribute::LinkInfo(infos) => link.read_info(infos),
+                LinkAttribute::IfAlias(a) if !a.is_empty() => link.alias = Some(a.clone()),
                 _ => {}
             }
         }
@@ -185,6 +189,13 @@ impl Netlink {
     pub fn set_mac(&mut self, index: u32, mac: MacAddr) -> Result<()> {
         self.set_link(LinkUnspec::new_with_index(index).address(mac.0.to_vec()).build())
             .with_context(|| format!("set MAC {mac} on link #{index}"))
+    }
+
+    /// Sets the link's alias (at most 255 bytes; the kernel refuses more).
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> Result<()> {
+        let msg =
+            LinkUnspec::new_with_index(index).append_extra_attribute(LinkAttribute::IfAlias(alias.into())).build();
+        self.set_link(msg).with_context(|| format!("set alias {alias:?} on link #{index}"))
     }
 
     pub fn rename(&mut self, index: u32, name: &str) -> Result<()> {

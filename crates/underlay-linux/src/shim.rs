@@ -70,6 +70,19 @@ pub fn route(dst: IpNet, shim: u32, src: IpAddr) -> Route {
     r
 }
 
+/// The ARP-flux sysctls of `interfaces` as they are now, to be recorded before
+/// [`stop_arp_flux`] changes them.
+pub fn arp_flux_values(interfaces: &[&str]) -> Result<Vec<Saved>> {
+    let mut saved = Vec::new();
+    for ifname in interfaces {
+        for knob in ["arp_ignore", "arp_announce"] {
+            let key = format!("net/ipv4/conf/{ifname}/{knob}");
+            saved.push(Saved { value: sysctl::read(&key)?, key });
+        }
+    }
+    Ok(saved)
+}
+
 /// Sets the ARP-flux sysctls on `interfaces` (IPv4), returning what they were.
 pub fn stop_arp_flux(interfaces: &[&str]) -> Result<Vec<Saved>> {
     let mut saved = Vec::new();

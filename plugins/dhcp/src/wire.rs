@@ -98,7 +98,9 @@ pub struct Reply {
 
 pub fn parse(buf: &[u8], xid: u32, mac: &[u8; 6]) -> Option<Reply> {
     let msg = Message::decode(&mut Decoder::new(buf)).ok()?;
-    if msg.xid() != xid || msg.chaddr().get(..6) != Some(&mac[..]) {
+    // dhcproto's chaddr() slices by the packet's hlen and panics above 16: a LAN
+    // neighbour could stop the daemon with one reply (found by fuzz/dhcp_wire).
+    if msg.xid() != xid || !(6..=16).contains(&msg.hlen()) || msg.chaddr().get(..6) != Some(&mac[..]) {
         return None;
     }
     let kind = msg.opts().msg_type()?;

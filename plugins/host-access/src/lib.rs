@@ -8,16 +8,20 @@
 //! {"type": "underlay-host-access", "master": "enp0s3", "address": "192.168.1.254"}
 //! ```
 
-use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+mod fault;
+pub mod store;
+
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use store::{Record, Store};
 use underlay::cni::{Attachment, Call, CniError, CniResult, Plugin, code};
-use underlay_linux::shim::{self, Saved};
+use underlay_linux::shim;
 use underlay_linux::{Netlink, error::Errno};
+
+pub use fault::VAR as FAULT_VAR;
 
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/cni/underlay-host-access";
 
@@ -32,16 +36,6 @@ struct Conf {
     data_dir: Option<PathBuf>,
 }
 
-/// One network's shim and the pods routed through it.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Record {
-    shim: String,
-    address: Option<IpAddr>,
-    sysctls: Vec<Saved>,
-    /// "containerID/ifname" -> the pod's addresses.
-    pods: BTreeMap<String, Vec<IpAddr>>,
-}
-
 fn kernel(e: underlay_linux::Error) -> CniError {
     CniError::kernel(e.to_string())
 }
@@ -50,49 +44,16 @@ fn key(a: &Attachment) -> String {
     format!("{}/{}", a.container_id, a.ifname)
 }
 
-/// The locked record of a network; written back with `save`.
-struct Store {
-    path: PathBuf,
-    record: Record,
-    _lock: File,
-}
-
-impl Store {
-    fn open(dir: &Path, network: &str) -> Result<Store, CniError> {
-        let io = |what: &str, e: std::io::Error| CniError::io(format!("{what} {}: {e}", dir.display()));
-        fs::create_dir_all(dir).map_err(|e| io("create", e))?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(format!("{network}.lock")))
-            .map_err(|e| io("open lock in", e))?;
-        lock.lock().map_err(|e| io("lock", e))?;
-        let path = dir.join(format!("{network}.json"));
-        let record = match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| CniError::io(format!("{} is unreadable: {e}", path.display())))?,
-            Err(_) => Record::default(),
-        };
-        Ok(Store { path, record, _lock: lock })
-    }
-
-    fn save(&self) -> Result<(), CniError> {
-        if self.record.pods.is_empty() && self.record.address.is_none() {
-            let _ = fs::remove_file(&self.path);
-            return Ok(());
-        }
-        let tmp = self.path.with_extension("tmp");
-        fs::write(&tmp, serde_json::to_vec_pretty(&self.record).expect("serializes"))
-            .and_then(|()| fs::rename(&tmp, &self.path))
-            .map_err(|e| CniError::io(format!("write {}: {e}", self.path.display())))
-    }
-}
-
 struct Setup {
     conf: Conf,
     address: IpAddr,
     network: String,
+}
+
+/// What every command checks before touching anything (the config, its address);
+/// public for the fuzz target.
+pub fn check_input(call: &Call) -> Result<(), CniError> {
+    setup(call).map(drop)
 }
 
 fn setup(call: &Call) -> Result<Setup, CniError> {
@@ -102,11 +63,25 @@ fn setup(call: &Call) -> Result<Setup, CniError> {
     {
         return Err(CniError::config(format!("address: {why}")));
     }
-    let address = conf
+    let address: IpAddr = conf
         .address
         .parse()
         .map_err(|_| CniError::config(format!("address \"{}\" is not an IP address", conf.address)))?;
+    if let Some(why) = unusable(address) {
+        return Err(CniError::config(format!("address \"{address}\" is {why}, not an address the host can own")));
+    }
     Ok(Setup { conf, address, network: call.conf.name.clone() })
+}
+
+/// Why `ip` cannot be the shim's host address.
+fn unusable(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        _ if ip.is_unspecified() => Some("unspecified"),
+        _ if ip.is_loopback() => Some("a loopback address"),
+        _ if ip.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(v4) if v4.is_broadcast() => Some("the broadcast address"),
+        _ => None,
+    }
 }
 
 impl Setup {
@@ -146,12 +121,72 @@ fn attachment(call: &Call) -> Attachment {
     Attachment { container_id: call.env.container_id.clone(), ifname: call.env.ifname.clone() }
 }
 
-/// Removes the shim (its routes go with it) and puts the sysctls back.
-fn drop_shim(nl: &mut Netlink, record: &mut Record) {
-    let _ = nl.delete_link_by_name(&record.shim);
-    shim::restore(&record.sysctls);
+/// Removes the shim (its routes go with it) and puts the sysctls back. The record
+/// keeps the saved values until the caller saves it, so a kill in between leaves them
+/// for the next DEL to restore.
+fn drop_shim(nl: &mut Netlink, record: &mut Record, name: &str) {
+    if let Ok(Some(l)) = nl.link_by_name(name) {
+        let _ = nl.delete_link(l.index);
+    }
+    let _ = fault::at("del-shim");
+    for e in shim::restore(&record.sysctls) {
+        eprintln!("underlay-host-access: {e}");
+    }
     record.sysctls.clear();
     record.address = None;
+}
+
+/// What an ADD changed so far, to be undone if a later step fails.
+#[derive(Default)]
+struct Made {
+    routes: Vec<underlay_linux::route::Route>,
+}
+
+impl HostAccess {
+    fn add_steps(
+        &self,
+        s: &Setup,
+        store: &mut Store,
+        nl: &mut Netlink,
+        ips: &[IpAddr],
+        made: &mut Made,
+        pod: &str,
+    ) -> Result<(), CniError> {
+        let master = s.master(nl)?;
+        let name = s.shim_name();
+        let index = match nl.link_by_name(&name).map_err(kernel)? {
+            Some(l) => l.index,
+            None => {
+                // Record first: what the sysctls are now and which shim is ours, so a
+                // failure or a kill in any later step leaves something to undo from.
+                if store.record.sysctls.is_empty() {
+                    store.record.sysctls = shim::arp_flux_values(&[master.name.as_str()]).map_err(kernel)?;
+                }
+                store.record.shim = name.clone();
+                store.record.address = Some(s.address);
+                store.save()?;
+                fault::at("recorded")?;
+                let index = shim::create(nl, &name, master.index, s.address).map_err(kernel)?;
+                fault::at("shim")?;
+                index
+            }
+        };
+        // Also when the shim was already there: a kill may have come before this.
+        shim::stop_arp_flux(&[master.name.as_str(), name.as_str()]).map_err(kernel)?;
+        fault::at("sysctl")?;
+        for ip in ips {
+            let route = shim::route(host(*ip), index, s.address);
+            match nl.add_route(&route) {
+                Ok(()) => made.routes.push(route),
+                Err(e) if e.is(Errno::EEXIST) => {}
+                Err(e) => return Err(kernel(e)),
+            }
+        }
+        fault::at("route")?;
+        store.record.pods.insert(pod.to_string(), ips.to_vec());
+        store.save()?;
+        fault::at("saved")
+    }
 }
 
 impl Plugin for HostAccess {
@@ -160,33 +195,37 @@ impl Plugin for HostAccess {
         let prev = call
             .prev_result()?
             .ok_or_else(|| CniError::config("underlay-host-access is chained after macvlan: it needs prevResult"))?;
+        let ips = pod_ips(&prev, s.address);
+        if ips.is_empty() && !prev.ips.is_empty() {
+            return Err(CniError::config(format!(
+                "address \"{}\" is of another family than every pod address ({})",
+                s.address,
+                prev.ips.iter().map(|i| i.address.to_string()).collect::<Vec<_>>().join(", ")
+            )));
+        }
         let mut store = Store::open(&s.dir(), &s.network)?;
         let mut nl = Netlink::new().map_err(kernel)?;
-        let master = s.master(&mut nl)?;
-        let name = s.shim_name();
-        let index = match nl.link_by_name(&name).map_err(kernel)? {
-            Some(l) => l.index,
-            None => {
-                let index = shim::create(&mut nl, &name, master.index, s.address).map_err(kernel)?;
-                if store.record.sysctls.is_empty() {
-                    store.record.sysctls =
-                        shim::stop_arp_flux(&[master.name.as_str(), name.as_str()]).map_err(kernel)?;
-                }
-                store.record.shim = name.clone();
-                store.record.address = Some(s.address);
-                index
-            }
+        let pod = key(&attachment(call));
+        let mut made = Made::default();
+        let had = store.record.pods.contains_key(&pod);
+        let Err(e) = self.add_steps(&s, &mut store, &mut nl, &ips, &mut made, &pod) else {
+            return Ok(prev);
         };
-        let ips = pod_ips(&prev, s.address);
-        for ip in &ips {
-            match nl.add_route(&shim::route(host(*ip), index, s.address)) {
-                Err(e) if !e.is(Errno::EEXIST) => return Err(kernel(e)),
-                _ => {}
-            }
+        // Undo: this call's routes, and the shim if no pod is left on it.
+        for r in &made.routes {
+            let _ = nl.del_route(r);
         }
-        store.record.pods.insert(key(&attachment(call)), ips);
-        store.save()?;
-        Ok(prev)
+        // A repeated ADD of a pod already routed keeps its entry (and so the shim).
+        if !had {
+            store.record.pods.remove(&pod);
+        }
+        if store.record.pods.is_empty() {
+            drop_shim(&mut nl, &mut store.record, &s.shim_name());
+        }
+        if let Err(e2) = store.save() {
+            eprintln!("underlay-host-access: undoing a failed ADD: {}", e2.msg);
+        }
+        Err(e)
     }
 
     fn del(&self, call: &Call) -> Result<(), CniError> {
@@ -204,9 +243,9 @@ impl Plugin for HostAccess {
                 let _ = nl.del_route(&shim::route(host(ip), shim_link.index, s.address));
             }
         }
+        fault::at("del-routes")?;
         if store.record.pods.is_empty() {
-            store.record.shim = s.shim_name();
-            drop_shim(&mut nl, &mut store.record);
+            drop_shim(&mut nl, &mut store.record, &s.shim_name());
         }
         store.save()
     }
@@ -248,8 +287,8 @@ impl Plugin for HostAccess {
                 }
             }
         }
-        if store.record.pods.is_empty() && store.record.address.is_some() {
-            drop_shim(&mut nl, &mut store.record);
+        if store.record.pods.is_empty() && (store.record.address.is_some() || !store.record.sysctls.is_empty()) {
+            drop_shim(&mut nl, &mut store.record, &s.shim_name());
         }
         store.save()
     }

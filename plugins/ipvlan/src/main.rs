@@ -9,5 +9,5 @@ pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     if let Some(job) = underlay_linux::announce::Job::from_env() {
         return i32::from(job.run().is_err());
     }
-    underlay::cni::plugin::main(&macvlan::Ipvlan)
+    underlay::cni::plugin::main(&underlay_attach::Ipvlan)
 }

@@ -183,7 +183,7 @@ fn ipvlan_failures_leave_no_link_and_no_reservation() {
         ("exhausted", conf("1.0.0", data.path(), json!({"ipam": one})), 0),
         ("bad mode", conf("1.0.0", data.path(), json!({"mode": "l4"})), 7),
         ("missing master", conf("1.0.0", data.path(), json!({"master": "enp9s9"})), 7),
-        ("mac requested", conf("1.0.0", data.path(), json!({"mac": "02:00:00:00:00:01"})), 2),
+        ("mac requested", conf("1.0.0", data.path(), json!({"mac": "02:00:00:00:00:01"})), 7),
         ("exhausted on a new VLAN master", conf("1.0.0", data.path(), json!({"ipam": one, "vlan": 42})), 0),
     ];
     for (what, c, code) in cases {

@@ -1,3 +1,5 @@
+//! The `macvlan` CNI plugin binary; the plugin itself is `underlay_attach::Macvlan`.
+
 #![no_main]
 
 // A plain C `main`: std's start-up (stack-overflow guard discovery, which reads
@@ -9,5 +11,5 @@ pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     if let Some(job) = underlay_linux::announce::Job::from_env() {
         return i32::from(job.run().is_err());
     }
-    underlay::cni::plugin::main(&macvlan::Macvlan)
+    underlay::cni::plugin::main(&underlay_attach::Macvlan)
 }

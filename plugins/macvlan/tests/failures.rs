@@ -47,6 +47,8 @@ fn bad_config_missing_master_and_taken_ifname_leave_nothing() {
     fails_cleanly(&w, &plugins, &seed(data.path()), "MAC=zz", 4, "zz");
     fails_cleanly(&w, &plugins, &with("cniVersion", json!("0.9.0")), "", 1, "0.9.0");
     fails_cleanly(&w, &plugins, &with("name", json!("../up")), "", 7, "../up");
+    fails_cleanly(&w, &plugins, &with("announceCount", json!(17)), "", 7, "announceCount 17");
+    fails_cleanly(&w, &plugins, &with("announceIntervalMs", json!(10001)), "", 7, "announceIntervalMs 10001");
     fails_cleanly(&w, &plugins, &with("sourceMacs", json!(["02:00:00:00:00:01"])), "", 7, "sourceMacs");
     let mut no_ipam_plugin = seed(data.path());
     no_ipam_plugin["ipam"]["type"] = json!("no-such-ipam");
@@ -90,6 +92,10 @@ fn env_and_stdin_errors_have_their_codes() {
     let plugins = PluginDir::ours();
     let bad_ifname = cni(&plugins, &w.node(0).netns, "ADD", "c1", Some(&w.pods[0]), "eth0:1", &seed(data.path()));
     assert_eq!(bad_ifname.code(), 4);
+    // A kernel name template: the kernel would pick the name (eth0) itself.
+    let template = cni(&plugins, &w.node(0).netns, "ADD", "c1", Some(&w.pods[0]), "eth%d", &seed(data.path()));
+    assert_eq!(template.code(), 4, "{}", template.json);
+    assert!(template.msg().contains("eth%d"), "{}", template.json);
     let bad_id = cni(&plugins, &w.node(0).netns, "ADD", "../c", Some(&w.pods[0]), "eth0", &seed(data.path()));
     assert_eq!(bad_id.code(), 4);
     let no_netns = cni(&plugins, &w.node(0).netns, "ADD", "c1", None, "eth0", &seed(data.path()));

@@ -1,4 +1,4 @@
-//! The same code as ipvlan (`macvlan::Ipvlan`), run in-process the way the `underlay`
+//! The same code as ipvlan (`underlay_attach::Ipvlan`), run in-process the way the `underlay`
 //! command uses it. This kernel may lack ipvlan: then ADD must say so and leave nothing
 //! behind, and the traffic test reports a skip.
 
@@ -21,7 +21,7 @@ fn ipvlan(w: &World, plugins: &PluginDir, command: &str, cid: &str, pod: usize, 
         ("CNI_PATH", plugins.path().display().to_string()),
     ];
     let stdin = serde_json::to_vec(conf).unwrap();
-    let reply = w.node(0).netns.run(|| run(&macvlan::Ipvlan, vars, &stdin)).unwrap();
+    let reply = w.node(0).netns.run(|| run(&underlay_attach::Ipvlan, vars, &stdin)).unwrap();
     if reply.stdout.is_empty() { Value::Null } else { reply.value() }
 }
 
@@ -41,8 +41,8 @@ fn ipvlan_config_errors_are_clear() {
     let data = tempfile::tempdir().unwrap();
     let p = PluginDir::ours();
     let cases = [
-        (json!({"mac": "02:00:00:00:00:01"}), "", 2, "share their master's MAC"),
-        (json!({}), "MAC=02:00:00:00:00:01", 2, "CNI_ARGS MAC"),
+        (json!({"mac": "02:00:00:00:00:01"}), "", 7, "share their master's MAC"),
+        (json!({}), "MAC=02:00:00:00:00:01", 4, "CNI_ARGS MAC"),
         (json!({"mode": "l4"}), "", 7, "l4"),
         (json!({"flag": "open"}), "", 7, "open"),
         (json!({"sourceMacs": ["02:00:00:00:00:01"]}), "", 7, "sourceMacs"),

@@ -224,3 +224,69 @@ fn the_pod_interface_may_share_a_name_with_a_node_interface() {
     assert!(cni(&PluginDir::ours(), &w.node(0).netns, "DEL", "c1", Some(&w.pods[0]), "enp0s3", &c).ok);
     assert!(links(&w.node(0).netns).contains(&"enp0s3".to_string()), "the node's own link is untouched");
 }
+
+/// The detached announcers started for the pod at `netns` (found by their job).
+fn announcers(netns: &std::path::Path) -> Vec<u32> {
+    let want = format!("UNDERLAY_ANNOUNCE_JOB={}\n", netns.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            env.split(|b| *b == 0).any(|v| v.starts_with(want.as_bytes()))
+        })
+        .collect()
+}
+
+/// Whether any thread of `pid` is in the network namespace `ns`.
+fn holds(pid: u32, ns: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let want = std::fs::metadata(ns).unwrap().ino();
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten().any(|t| std::fs::metadata(t.path().join("ns/net")).map(|m| m.ino() == want).unwrap_or(false))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn the_announcer_keeps_no_namespace_alive_and_ends_after_del() {
+    let w = world(WorldSpec::seed("mvanndel").nodes(1).pods(1));
+    let data = tempfile::tempdir().unwrap();
+    let mut c = seed_conf("1.0.0", data.path());
+    c["announceCount"] = json!(16);
+    c["announceIntervalMs"] = json!(1000);
+    let (plugins, node, pod) = (PluginDir::ours(), &w.node(0).netns, &w.pods[0]);
+    assert!(cni(&plugins, node, "ADD", "c1", Some(pod), "eth0", &c).ok);
+    std::thread::sleep(Duration::from_millis(300));
+    let found = announcers(pod.path());
+    assert_eq!(found.len(), 1, "one announcer for the pod");
+    // Between rounds it is not in the pod's namespace (it would keep it alive).
+    assert!(!holds(found[0], pod.path()), "the announcer sits in the pod's namespace");
+    assert!(cni(&plugins, node, "DEL", "c1", Some(pod), "eth0", &c).ok);
+    // The next round finds the link gone and ends the job.
+    let deadline = std::time::Instant::now() + Duration::from_millis(2500);
+    while !announcers(pod.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the announcer still runs after DEL");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_refused_second_container_del_leaves_the_first_owners_link() {
+    let w = world(WorldSpec::seed("mvowner").nodes(1).pods(1));
+    let data = tempfile::tempdir().unwrap();
+    let c = seed_conf("1.0.0", data.path());
+    let (plugins, node, pod) = (PluginDir::ours(), &w.node(0).netns, &w.pods[0]);
+    assert!(cni(&plugins, node, "ADD", "first", Some(pod), "eth0", &c).ok);
+    let eth0 = pod.netlink().unwrap().link("eth0").unwrap();
+    assert_eq!(eth0.alias.as_deref(), Some("cni:first"), "ADD marks the link it made");
+    let second = cni(&plugins, node, "ADD", "second", Some(pod), "eth0", &c);
+    assert_eq!(second.code(), 106, "{}", second.json);
+    // The runtime cleans up after the failed ADD: that DEL must not take first's eth0.
+    assert!(cni(&plugins, node, "DEL", "second", Some(pod), "eth0", &c).ok);
+    assert_eq!(pod.netlink().unwrap().link("eth0").unwrap().index, eth0.index);
+    assert!(cni(&plugins, node, "DEL", "first", Some(pod), "eth0", &c).ok);
+    assert!(pod.netlink().unwrap().link_by_name("eth0").unwrap().is_none());
+}

@@ -155,6 +155,7 @@ mod tests {
             (&[("CNI_NETNS", "")], "CNI_NETNS"),
             (&[("CNI_IFNAME", "")], "CNI_IFNAME"),
             (&[("CNI_IFNAME", "eth0:1")], "eth0:1"),
+            (&[("CNI_IFNAME", "eth%d")], "eth%d"),
             (&[("CNI_IFNAME", "averyveryverylongname")], "averyveryverylongname"),
             (&[("CNI_ARGS", "IP")], "IP"),
         ];

@@ -47,6 +47,10 @@ pub fn ifname_problem(name: &str) -> Option<&'static str> {
         Some("is not a valid name")
     } else if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
         Some("contains '/', ':' or whitespace")
+    } else if name.contains('%') {
+        // The kernel takes a name with '%' as a template (`eth%d`) and picks the
+        // number itself: the link would not be called what the runtime asked for.
+        Some("contains '%' (a kernel name template, which the kernel would expand)")
     } else {
         None
     }

@@ -148,8 +148,32 @@ fn dispatch<P: Plugin + ?Sized>(plugin: &P, env: Env, stdin: &[u8]) -> Result<Op
     }
 }
 
+/// The workspace's version (workspace.package.version), the same in every binary.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Whether a person, not a runtime, started the plugin: no `CNI_COMMAND` (as the
+/// reference's skeleton decides) or `--version` as the first argument.
+pub fn by_hand(command: Option<&str>, first_arg: Option<&str>) -> bool {
+    command.is_none_or(str::is_empty) || first_arg == Some("--version")
+}
+
+/// What a plugin started by hand prints on stderr, in the reference's two lines.
+pub fn about<P: Plugin + ?Sized>(plugin: &P, name: &str) -> String {
+    let versions: Vec<&str> = plugin.versions().iter().map(|v| v.as_str()).collect();
+    format!("CNI {name} plugin v{VERSION} (underlay)\nCNI protocol versions supported: {}\n", versions.join(", "))
+}
+
 /// The whole `main` of a plugin binary.
 pub fn main<P: Plugin + ?Sized>(plugin: &P) -> ! {
+    let command = std::env::var("CNI_COMMAND").ok();
+    let mut args = std::env::args_os();
+    // The binary's own name, as the runtime calls it (`type`).
+    let name = args.next().and_then(|a| std::path::Path::new(&a).file_name().map(|n| n.to_string_lossy().into_owned()));
+    let first = args.next().map(|a| a.to_string_lossy().into_owned());
+    if by_hand(command.as_deref(), first.as_deref()) {
+        let _ = std::io::stderr().write_all(about(plugin, name.as_deref().unwrap_or("underlay")).as_bytes());
+        std::process::exit(0)
+    }
     let mut stdin = Vec::new();
     let reply = match std::io::stdin().read_to_end(&mut stdin) {
         Ok(_) => run(plugin, std::env::vars_os().map(|(k, v)| lossy(k, v)), &stdin),

@@ -122,3 +122,24 @@ fn del_and_gc_print_nothing() {
         assert_eq!((reply.exit_code, reply.stdout.len()), (0, 0), "{cmd}");
     }
 }
+
+#[test]
+fn started_by_hand_without_cni_command_or_with_version_flag() {
+    assert!(by_hand(None, None));
+    assert!(by_hand(Some(""), None), "an empty CNI_COMMAND is no command, as the reference has it");
+    assert!(by_hand(Some("ADD"), Some("--version")));
+    assert!(!by_hand(Some("ADD"), None));
+    assert!(!by_hand(Some("VERSION"), Some("-v")));
+}
+
+#[test]
+fn about_names_the_plugin_its_version_and_the_spec_versions() {
+    let text = about(&Fixed, "macvlan");
+    assert_eq!(
+        text,
+        format!(
+            "CNI macvlan plugin v{} (underlay)\nCNI protocol versions supported: 0.1.0, 0.2.0, 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::boot::Boot;
 use super::owner_index::{OwnerIndex, Stamp, State, load_state, save_state, write_in_place};
-use super::store::{Store, decode_owner, encode_owner};
+use super::store::{Store, decode_owner, encode_owner, read_small};
 use crate::cni::{Attachment, CniError};
 
 const LAST_RESERVED: &str = "last_reserved_ip.";
@@ -140,7 +140,7 @@ impl DiskStore {
     }
 
     fn record_at(&self, path: &Path) -> Option<Attachment> {
-        fs::read_to_string(path).ok().and_then(|t| decode_owner(&t))
+        read_small(path).and_then(|t| decode_owner(&t))
     }
 
     /// The owner recorded in the reservation file for `ip`, if it exists.
@@ -376,7 +376,7 @@ impl Store for DiskStore {
 
     fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, CniError> {
         // A missing or torn file only costs round-robin its starting point.
-        Ok(fs::read_to_string(self.dir.join(format!("{LAST_RESERVED}{set}"))).ok().and_then(|s| s.trim().parse().ok()))
+        Ok(read_small(&self.dir.join(format!("{LAST_RESERVED}{set}"))).and_then(|s| s.trim().parse().ok()))
     }
 
     fn reservations(&mut self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {

@@ -156,3 +156,48 @@ fn released_files_are_reused_and_a_spare_still_in_the_store_is_never_written() {
     assert_eq!(fs::read(dir.join("10.0.0.4")).unwrap(), b"c3\r\neth0");
     assert!(!spare.exists());
 }
+
+#[test]
+fn planted_fifos_devices_and_links_neither_block_nor_flood() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("n");
+    let b = boot("a", 0);
+    drop(DiskStore::open(&dir, &b, true).unwrap());
+    // A FIFO with a writer would block a read forever; /dev/zero would never end.
+    for n in ["10.0.0.5", "last_reserved_ip.0"] {
+        let c = std::ffi::CString::new(dir.join(n).into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+    std::os::unix::fs::symlink("/dev/zero", dir.join("10.0.0.6")).unwrap();
+    let writers: Vec<_> = ["10.0.0.5", "last_reserved_ip.0"]
+        .iter()
+        .map(|n| {
+            let path = dir.join(n);
+            // Holds the FIFO open for writing, so a blocking read would never see EOF.
+            std::thread::spawn(move || fs::OpenOptions::new().write(true).open(path).map(|f| (f, ())))
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = dir.clone();
+    std::thread::spawn(move || {
+        let mut st = DiskStore::open(&d, &boot("a", 0), true).unwrap();
+        let all = st.reservations().unwrap();
+        let last = st.last_reserved(0).unwrap();
+        tx.send((all, last)).unwrap();
+    });
+    let (mut all, last) = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the store read blocked");
+    all.sort();
+    // Unreadable records keep their addresses reserved, owner unknown.
+    assert_eq!(all, [(ip("10.0.0.5"), None), (ip("10.0.0.6"), None)]);
+    assert_eq!(last, None);
+    // Open the FIFOs for reading so the writer threads finish.
+    for n in ["10.0.0.5", "last_reserved_ip.0"] {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(dir.join(n));
+    }
+    for w in writers {
+        let _ = w.join();
+    }
+}

@@ -116,7 +116,9 @@ fn bucket_of(owner: &Attachment) -> u64 {
     crate::stable_hash(owner.container_id.bytes().chain([0]).chain(owner.ifname.bytes())) % BUCKETS
 }
 
-fn parse_bucket(text: &str) -> impl Iterator<Item = (Attachment, IpAddr)> + '_ {
+/// The `(owner, address)` lines of an index bucket; damaged lines are skipped (the
+/// index is only a cache of the records, rebuilt when it disagrees with them).
+pub fn parse_bucket(text: &str) -> impl Iterator<Item = (Attachment, IpAddr)> + '_ {
     text.lines().filter_map(|l| {
         let mut parts = l.split('\t');
         let (id, ifname, ip) = (parts.next()?, parts.next()?, parts.next()?.parse().ok()?);

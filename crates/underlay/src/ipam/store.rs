@@ -38,6 +38,29 @@ pub fn decode_owner(text: &str) -> Option<Attachment> {
     Some(Attachment { container_id: id.trim().to_string(), ifname: ifname.trim().to_string() })
 }
 
+/// Records and `last_reserved_ip.N` hold an ID and an address; anything longer is not one.
+const SMALL_FILE_CAP: u64 = 64 << 10;
+
+/// The text of a small store file (a record, `last_reserved_ip.N`): `None` unless it is
+/// a regular file (not followed through a symlink) of at most 64 KiB. A FIFO, a device
+/// or a link planted under an address's name would otherwise block or flood the
+/// plugin while it holds the store's lock; unreadable, the address stays reserved.
+pub fn read_small(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(SMALL_FILE_CAP + 1).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= SMALL_FILE_CAP).then_some(text)
+}
+
 /// Whether a record written for `record` belongs to `owner` (old records match any
 /// interface of their container, as the reference plugin treats them).
 pub fn matches(record: &Attachment, owner: &Attachment) -> bool {

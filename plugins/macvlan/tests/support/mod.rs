@@ -13,6 +13,9 @@ use underlay_linux::reach::tcp_reachable;
 use underlay_linux::world::{Host, World, WorldSpec};
 use underlay_linux::{Netlink, Netns};
 
+pub mod clients;
+pub mod guide;
+
 pub const REFERENCE_DIR: &str = "/usr/lib/cni";
 
 /// A CNI_PATH directory holding `macvlan` and `host-local` from the chosen places.

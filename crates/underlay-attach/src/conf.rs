@@ -33,6 +33,11 @@ struct Raw {
     announce_interval_ms: Option<u64>,
 }
 
+/// Announcements beyond the first go out after ADD has answered; these bounds keep the
+/// detached announcer short-lived (at most 16 rounds 10 s apart: under three minutes).
+pub const MAX_ANNOUNCE_COUNT: u32 = 16;
+pub const MAX_ANNOUNCE_INTERVAL_MS: u64 = 10_000;
+
 /// Which plugin is reading the config (and which driver a network of the `underlay`
 /// command uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
@@ -129,9 +134,17 @@ impl Conf {
         }
         let mut settings = Settings::default();
         if let Some(n) = raw.announce_count {
+            if n > MAX_ANNOUNCE_COUNT {
+                return Err(CniError::config(format!("announceCount {n} is above the limit of {MAX_ANNOUNCE_COUNT}")));
+            }
             settings.announce_count = n;
         }
         if let Some(ms) = raw.announce_interval_ms {
+            if ms > MAX_ANNOUNCE_INTERVAL_MS {
+                return Err(CniError::config(format!(
+                    "announceIntervalMs {ms} is above the limit of {MAX_ANNOUNCE_INTERVAL_MS}"
+                )));
+            }
             settings.announce_interval = Duration::from_millis(ms);
         }
         Ok(Conf {
@@ -199,13 +212,14 @@ fn ipvlan_kind(call: &Call, raw: &Raw) -> Result<Kind, CniError> {
         f => f.parse().map_err(|e: String| CniError::config(format!("flag: {e}")))?,
     };
     // Every ipvlan child uses its master's MAC; asking for another cannot be honoured.
+    // The code follows where the request came from: the config (7) or CNI_ARGS (4).
     let asked = [
-        (!raw.mac.is_empty()).then(|| format!("mac \"{}\"", raw.mac)),
-        call.env.args.get("MAC").map(|m| format!("CNI_ARGS MAC=\"{m}\"")),
-        call.conf.runtime::<String>("mac")?.map(|m| format!("runtimeConfig.mac \"{m}\"")),
+        (!raw.mac.is_empty()).then(|| (format!("mac \"{}\"", raw.mac), CniError::config as fn(String) -> CniError)),
+        call.env.args.get("MAC").map(|m| (format!("CNI_ARGS MAC=\"{m}\""), CniError::env as fn(String) -> CniError)),
+        call.conf.runtime::<String>("mac")?.map(|m| (format!("runtimeConfig.mac \"{m}\""), CniError::config as _)),
     ];
-    if let Some(what) = asked.into_iter().flatten().next() {
-        return Err(CniError::unsupported(format!(
+    if let Some((what, code)) = asked.into_iter().flatten().next() {
+        return Err(code(format!(
             "{what}: ipvlan interfaces share their master's MAC address; use macvlan for a MAC of its own"
         )));
     }

@@ -12,11 +12,8 @@ use underlay_linux::ipvlan::IpvlanSpec;
 use underlay_linux::{Link, MacvlanMode, MacvlanSpec, Netlink, Netns};
 
 use crate::conf::{Conf, Driver, Kind};
-use crate::master::{self, kernel};
-
-pub fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
-    Netns::open(path).map_err(|e| CniError::env(format!("CNI_NETNS: {e}")))
-}
+use crate::master;
+use crate::pod::{kernel, open_netns, pod_netlink};
 
 pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     let conf = Conf::parse(call, driver)?;
@@ -68,6 +65,8 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
         }
     };
     let link_undo = Undo::new(|| delete_quietly(&pod, created.index));
+    // The mark DEL checks: only the container whose ADD made the link deletes it.
+    pod_nl.set_alias(created.index, &owner_mark(&call.env.container_id)).map_err(kernel)?;
     let link = Link { name: ifname.to_string(), ..created.clone() };
     let mac = link.mac.ok_or_else(|| CniError::kernel(format!("{ifname} has no MAC address")))?;
 
@@ -144,10 +143,11 @@ fn default_through_device(kind: &Kind, result: &mut CniResult) {
     }
 }
 
-/// A netlink socket in the pod's namespace, made on this thread (see `Netns::enter`).
-pub fn pod_netlink(pod: &Netns) -> Result<Netlink, CniError> {
-    let _inside = pod.enter().map_err(kernel)?;
-    Netlink::new().map_err(kernel)
+/// The alias that marks a link as made by `container_id`'s ADD. Aliases hold at most
+/// 255 bytes; a longer ID is marked by its hash.
+pub fn owner_mark(container_id: &str) -> String {
+    let mark = format!("cni:{container_id}");
+    if mark.len() <= 255 { mark } else { format!("cni#{:016x}", underlay::stable_hash(container_id.bytes())) }
 }
 
 fn configure_in(

@@ -6,9 +6,9 @@ use underlay::cni::{Call, CniError, CniResult, Command, code};
 use underlay::ipam::delegate;
 use underlay_linux::Netlink;
 
-use crate::add::open_netns;
 use crate::conf::{Conf, Driver, Kind};
-use crate::master::{self, kernel};
+use crate::master;
+use crate::pod::{kernel, open_netns, pod_netlink};
 
 fn failed(msg: String) -> CniError {
     CniError::new(code::CHECK_FAILED, msg)
@@ -31,7 +31,7 @@ pub fn check(call: &Call, driver: Driver) -> Result<(), CniError> {
     let expected = &prev.interfaces[index];
     let pod = open_netns(path)?;
     let (_, master) = master::resolve(&conf, Some(&pod))?;
-    let mut nl = crate::add::pod_netlink(&pod)?;
+    let mut nl = pod_netlink(&pod)?;
     let link =
         nl.link_by_name(ifname).map_err(kernel)?.ok_or_else(|| failed(format!("{ifname} is gone from {sandbox}")))?;
     if link.kind.as_deref() != Some(driver.as_str()) {

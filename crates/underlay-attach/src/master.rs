@@ -7,10 +7,7 @@ use underlay_linux::parent::{Acquired, Parents, vlan_name};
 use underlay_linux::{Link, Netlink, Netns};
 
 use crate::conf::Conf;
-
-pub fn kernel(e: underlay_linux::Error) -> CniError {
-    CniError::kernel(e.to_string())
-}
+use crate::pod::{kernel, pod_netlink};
 
 /// The name an attachment is counted under as a user of a VLAN master.
 pub fn user(call: &underlay::cni::Call) -> String {
@@ -105,7 +102,7 @@ fn vlan_error(e: underlay_linux::Error, name: &str) -> CniError {
 
 fn socket(conf: &Conf, pod: Option<&Netns>) -> Result<(Netlink, &'static str), CniError> {
     match (conf.link_in_container, pod) {
-        (true, Some(pod)) => Ok((crate::add::pod_netlink(pod)?, "the container's network namespace")),
+        (true, Some(pod)) => Ok((pod_netlink(pod)?, "the container's network namespace")),
         (true, None) => Err(CniError::config("linkInContainer needs the container's namespace (CNI_NETNS)")),
         (false, _) => Ok((Netlink::new().map_err(kernel)?, "the node's network namespace")),
     }

@@ -1,0 +1,239 @@
+//! The network driver: Docker's `NetworkDriver.*` calls over persisted records and
+//! macvlans made in the plugin's own namespace (dockerd moves them into the container).
+//! Calls are serialized by one lock: they are short, and concurrent `docker run`s then
+//! never see each other's half-done state.
+
+use std::sync::Mutex;
+
+use ipnet::IpNet;
+use serde_json::{Value, json};
+use underlay::MacAddr;
+use underlay_linux::{Link, MacvlanSpec, Netlink};
+
+use crate::api::{CreateEndpoint, CreateNetwork, EndpointRef, InterfaceName, Join, JoinReply, NetworkRef};
+use crate::options::NetworkSpec;
+use crate::records::{EndpointRecord, NetworkRecord, Records, check_id};
+
+/// Links Join makes start with this; nothing else in the host namespace should.
+pub const LINK_PREFIX: &str = "ulj";
+
+pub struct Driver {
+    records: Records,
+    lock: Mutex<()>,
+}
+
+type Reply = Result<Value, String>;
+
+fn nl() -> Result<Netlink, String> {
+    Netlink::new().map_err(|e| format!("open netlink: {e}"))
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// The parent a network uses, checked: it exists, is not loopback, and carries the MTU.
+fn check_parent(nl: &mut Netlink, spec: &NetworkSpec) -> Result<Link, String> {
+    let name = match &spec.parent {
+        Some(p) => p.clone(),
+        None => {
+            let route = nl.default_route().map_err(|e| format!("find the default route: {e}"))?;
+            let oif = route
+                .and_then(|r| r.oif)
+                .ok_or("no -o parent= given and this host has no default route to take it from; add -o parent=IFACE")?;
+            nl.link_by_index(oif).map_err(|e| e.to_string())?.ok_or("default route's interface vanished")?.name
+        }
+    };
+    let link = nl
+        .link_by_name(&name)
+        .map_err(|e| format!("look up parent {name}: {e}"))?
+        .ok_or_else(|| format!("parent interface {name} does not exist on this host; check -o parent="))?;
+    if name == "lo" || link.mac.is_none_or(|m| m.0 == [0; 6]) {
+        return Err(format!("parent {name} is a loopback device; macvlan needs an Ethernet interface"));
+    }
+    if spec.mtu > link.mtu {
+        return Err(format!(
+            "MTU {} (-o com.docker.network.driver.mtu) is above parent {name}'s MTU {}; use at most {}",
+            spec.mtu, link.mtu, link.mtu
+        ));
+    }
+    Ok(link)
+}
+
+impl Driver {
+    pub fn new(records: Records) -> Driver {
+        Driver { records, lock: Mutex::new(()) }
+    }
+
+    pub fn records(&self) -> &Records {
+        &self.records
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A panic under the lock leaves only records on disk, which are written whole.
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn network(&self, id: &str) -> Result<NetworkRecord, String> {
+        check_id("network ID", id)?;
+        self.records.network(id)?.ok_or_else(|| {
+            format!(
+                "network {} is not known to underlay (was its state in /var/lib/underlay/docker removed?)",
+                short(id)
+            )
+        })
+    }
+
+    pub fn create_network(&self, req: CreateNetwork) -> Reply {
+        check_id("network ID", &req.network_id)?;
+        let spec = NetworkSpec::parse(&req)?;
+        if spec.pools.is_empty() {
+            return Err("no subnet: give --subnet (or --ipam-driver underlay with --subnet)".into());
+        }
+        let _g = self.guard();
+        let mut nl = nl()?;
+        let parent = check_parent(&mut nl, &spec)?;
+        for other in self.records.networks() {
+            if other.id != req.network_id
+                && other.parent == parent.name
+                && let Some((a, b)) = spec.overlap(&other.spec)
+            {
+                return Err(format!(
+                    "subnet {a} overlaps subnet {b} of network {} on parent {}; pick another --subnet",
+                    short(&other.id),
+                    parent.name
+                ));
+            }
+        }
+        self.records.put_network(&NetworkRecord { id: req.network_id, spec, parent: parent.name })?;
+        Ok(json!({}))
+    }
+
+    pub fn delete_network(&self, req: NetworkRef) -> Reply {
+        check_id("network ID", &req.network_id)?;
+        let _g = self.guard();
+        let mut nl = nl()?;
+        let mut errors = Vec::new();
+        for ep in self.records.endpoints().into_iter().filter(|e| e.network == req.network_id) {
+            if let Err(e) = self.remove_endpoint(&mut nl, &ep) {
+                errors.push(e);
+            }
+        }
+        if let Err(e) = self.records.remove_network(&req.network_id) {
+            errors.push(e);
+        }
+        if errors.is_empty() { Ok(json!({})) } else { Err(errors.join("; ")) }
+    }
+
+    pub fn create_endpoint(&self, req: CreateEndpoint) -> Reply {
+        check_id("endpoint ID", &req.endpoint_id)?;
+        let net = self.network(&req.network_id)?;
+        let iface = req.interface.unwrap_or_default();
+        let mut addresses = Vec::new();
+        for a in [&iface.address, &iface.address_ipv6] {
+            if a.is_empty() {
+                continue;
+            }
+            let ip: IpNet = a.parse().map_err(|_| format!("endpoint address {a:?} is not an address/prefix"))?;
+            if !net.spec.pools.iter().any(|p| p.subnet.contains(&ip.addr())) {
+                return Err(format!("address {} is outside the subnets of network {}", ip.addr(), short(&net.id)));
+            }
+            addresses.push(ip);
+        }
+        let mac = match iface.mac_address.as_str() {
+            "" => None,
+            m => {
+                Some(m.parse::<MacAddr>().map_err(|_| format!("--mac-address {m:?} is not a MAC address"))?.to_string())
+            }
+        };
+        let _g = self.guard();
+        if let Some(old) = self.records.endpoint(&req.endpoint_id)? {
+            return Err(format!("endpoint {} already exists on network {}", short(&old.id), short(&old.network)));
+        }
+        let link = format!("{LINK_PREFIX}{}", &req.endpoint_id[..req.endpoint_id.len().min(12)]);
+        let rec = EndpointRecord { id: req.endpoint_id, network: net.id, addresses, mac, link };
+        self.records.put_endpoint(&rec)?;
+        // Docker's default IPAM chose the addresses: echoing them back is an error.
+        Ok(json!({}))
+    }
+
+    fn endpoint(&self, net: &str, id: &str) -> Result<EndpointRecord, String> {
+        check_id("network ID", net)?;
+        check_id("endpoint ID", id)?;
+        self.records
+            .endpoint(id)?
+            .filter(|e| e.network == net)
+            .ok_or_else(|| format!("endpoint {} is not known on network {}", short(id), short(net)))
+    }
+
+    pub fn join(&self, req: Join) -> Reply {
+        let _g = self.guard();
+        let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
+        let net = self.network(&req.network_id)?;
+        let mut nl = nl()?;
+        let parent = check_parent(&mut nl, &net.spec)
+            .map_err(|e| format!("network {} cannot be joined: {e}", short(&net.id)))?;
+        // Nothing is written here: the link's name follows from the endpoint ID, and
+        // at start every such link still in this namespace is a leftover (a joined
+        // one lives in its container), so a crash mid-Join leaves nothing behind.
+        let mac = ep.mac.as_deref().map(|m| m.parse::<MacAddr>()).transpose().map_err(|_| "bad MAC in record")?;
+        let mut spec = MacvlanSpec::new(&ep.link, parent.index, net.spec.mode);
+        spec.mtu = net.spec.mtu;
+        spec.mac = mac;
+        let _ = nl.delete_link_by_name(&ep.link);
+        if let Err(e) = nl.create_macvlan(&spec) {
+            let _ = nl.delete_link_by_name(&ep.link);
+            return Err(format!("create macvlan on parent {} for network {}: {e}", parent.name, short(&net.id)));
+        }
+        let gw = |v6| net.spec.gateway_for(v6).map(|g| g.to_string()).unwrap_or_default();
+        let has_v6 = ep.addresses.iter().any(|a| a.addr().is_ipv6());
+        let reply = JoinReply {
+            interface_name: InterfaceName { src_name: ep.link.clone(), dst_prefix: "eth".into() },
+            gateway: if ep.has_v4() { gw(false) } else { String::new() },
+            gateway_ipv6: if has_v6 { gw(true) } else { String::new() },
+            static_routes: Vec::new(),
+        };
+        serde_json::to_value(reply).map_err(|e| e.to_string())
+    }
+
+    pub fn leave(&self, req: EndpointRef) -> Reply {
+        // dockerd hands the link back to this namespace; DeleteEndpoint removes it.
+        self.endpoint(&req.network_id, &req.endpoint_id)?;
+        Ok(json!({}))
+    }
+
+    pub fn delete_endpoint(&self, req: EndpointRef) -> Reply {
+        let _g = self.guard();
+        check_id("endpoint ID", &req.endpoint_id)?;
+        // Deleting what is already gone succeeds: dockerd retries after crashes.
+        let Some(ep) = self.records.endpoint(&req.endpoint_id)? else { return Ok(json!({})) };
+        self.remove_endpoint(&mut nl()?, &ep)?;
+        Ok(json!({}))
+    }
+
+    /// The link (if dockerd handed it back, or Join failed before the move) and record.
+    fn remove_endpoint(&self, nl: &mut Netlink, ep: &EndpointRecord) -> Result<(), String> {
+        nl.delete_link_by_name(&ep.link).map_err(|e| format!("delete link {}: {e}", ep.link))?;
+        self.records.remove_endpoint(&ep.id)
+    }
+
+    pub fn endpoint_info(&self, req: EndpointRef) -> Reply {
+        let ep = self.endpoint(&req.network_id, &req.endpoint_id)?;
+        let addrs: Vec<String> = ep.addresses.iter().map(|a| a.to_string()).collect();
+        Ok(json!({"Value": {"underlay.link": ep.link, "underlay.addresses": addrs.join(",")}}))
+    }
+
+    /// At start: every Join link still in this namespace is a leftover of a Join that
+    /// died before dockerd took the link, or of a Leave whose DeleteEndpoint never came.
+    pub fn recover(&self) -> Vec<String> {
+        let _g = self.guard();
+        let mut done = Vec::new();
+        let Ok(mut nl) = nl() else { return done };
+        for link in nl.links().unwrap_or_default() {
+            if link.name.starts_with(LINK_PREFIX) && link.is_macvlan() && nl.delete_link(link.index).is_ok() {
+                done.push(format!("removed leftover link {}", link.name));
+            }
+        }
+        done
+    }
+}

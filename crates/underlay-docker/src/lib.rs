@@ -1,0 +1,10 @@
+//! Docker Engine's remote network and IPAM driver for underlay: dockerd talks to
+//! `underlay-docker-plugin` over a unix socket in `/run/docker/plugins/`; networks
+//! are macvlans on a parent, endpoints persisted under `/var/lib/underlay/docker`.
+
+pub mod api;
+pub mod driver;
+pub mod ipam;
+pub mod options;
+pub mod records;
+pub mod server;

@@ -1,0 +1,181 @@
+//! A Docker network's options (`-o key=value`, `--subnet`, `--gateway`, `--ipv6`)
+//! parsed once, at the edge, into a typed spec, with errors that name the bad key.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use underlay_linux::MacvlanMode;
+
+use crate::api::{CreateNetwork, IpamData};
+
+/// Where `-o key=value` arrives in CreateNetwork.
+const GENERIC: &str = "com.docker.network.generic";
+pub const MTU_KEY: &str = "com.docker.network.driver.mtu";
+
+/// One subnet of a network with its gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    pub subnet: IpNet,
+    pub gateway: Option<IpAddr>,
+}
+
+/// What `docker network create -d underlay` asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkSpec {
+    /// `-o parent=`; None: the interface of the default route.
+    pub parent: Option<String>,
+    #[serde(with = "mode_text")]
+    pub mode: MacvlanMode,
+    /// 0: the parent's.
+    pub mtu: u32,
+    pub pools: Vec<Pool>,
+}
+
+/// The mode in records as the words `-o macvlan_mode=` takes.
+mod mode_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use underlay_linux::MacvlanMode;
+
+    pub fn serialize<S: Serializer>(m: &MacvlanMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MacvlanMode, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn string_value(key: &str, v: &Value) -> Result<String, String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!("option {key}: expected a string, got {other}")),
+    }
+}
+
+fn pool(d: &IpamData, family: &str) -> Result<Pool, String> {
+    let subnet: IpNet = d.pool.parse().map_err(|_| format!("{family} subnet {:?} is not an address/prefix", d.pool))?;
+    let gateway = match d.gateway.as_str() {
+        "" => None,
+        g => {
+            let net: IpNet = g
+                .parse()
+                .or_else(|_| g.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{family} gateway {g:?} is not an address"))?;
+            if !subnet.contains(&net.addr()) {
+                return Err(format!("gateway {} is outside subnet {subnet}", net.addr()));
+            }
+            Some(net.addr())
+        }
+    };
+    Ok(Pool { subnet, gateway })
+}
+
+impl NetworkSpec {
+    pub fn parse(req: &CreateNetwork) -> Result<NetworkSpec, String> {
+        let mut generic: HashMap<String, String> = HashMap::new();
+        match req.options.get(GENERIC) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) => {
+                for (k, v) in m {
+                    generic.insert(k.clone(), string_value(k, v)?);
+                }
+            }
+            Some(other) => return Err(format!("option {GENERIC}: expected an object, got {other}")),
+        }
+        let mut spec = NetworkSpec { parent: None, mode: MacvlanMode::Bridge, mtu: 0, pools: Vec::new() };
+        for (key, value) in &generic {
+            match key.as_str() {
+                "parent" | "host_iface" => {
+                    if value.is_empty() || value.len() > 15 || value.contains(['/', ' ']) {
+                        return Err(format!("-o parent={value:?}: not an interface name"));
+                    }
+                    spec.parent = Some(value.clone())
+                }
+                "macvlan_mode" => {
+                    spec.mode = value.parse().map_err(|e| {
+                        format!("-o macvlan_mode={value}: {e} (use bridge, private, vepa, passthru or source)")
+                    })?
+                }
+                MTU_KEY => {
+                    spec.mtu = value
+                        .parse()
+                        .ok()
+                        .filter(|m| (68..=65535).contains(m))
+                        .ok_or_else(|| format!("-o {MTU_KEY}={value}: expected a number from 68 to 65535"))?
+                }
+                // Docker's own keys (labels, scopes) are not ours to judge.
+                k if k.starts_with("com.docker.") => {}
+                other => {
+                    return Err(format!(
+                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode and {MTU_KEY}"
+                    ));
+                }
+            }
+        }
+        for d in req.ipv4_data.iter().flatten() {
+            spec.pools.push(pool(d, "IPv4")?);
+        }
+        for d in req.ipv6_data.iter().flatten() {
+            spec.pools.push(pool(d, "IPv6")?);
+        }
+        Ok(spec)
+    }
+
+    /// The first pool of the overlapping pair, if this network shares address space
+    /// with `other` on the same parent.
+    pub fn overlap(&self, other: &NetworkSpec) -> Option<(IpNet, IpNet)> {
+        for a in &self.pools {
+            for b in &other.pools {
+                if a.subnet.contains(&b.subnet.network()) || b.subnet.contains(&a.subnet.network()) {
+                    return Some((a.subnet, b.subnet));
+                }
+            }
+        }
+        None
+    }
+
+    /// The gateway of the family of `addr`, as Join returns it.
+    pub fn gateway_for(&self, v6: bool) -> Option<IpAddr> {
+        self.pools.iter().find(|p| p.subnet.addr().is_ipv6() == v6).and_then(|p| p.gateway)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(generic: Value) -> CreateNetwork {
+        serde_json::from_value(serde_json::json!({
+            "NetworkID": "n1",
+            "Options": {"com.docker.network.generic": generic},
+            "IPv4Data": [{"AddressSpace": "LocalDefault", "Pool": "192.168.1.0/24", "Gateway": "192.168.1.1/24"}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_docker_options() {
+        let s = NetworkSpec::parse(&req(serde_json::json!({"parent": "enp0s3", "macvlan_mode": "private",
+            "com.docker.network.driver.mtu": "1400"})))
+        .unwrap();
+        assert_eq!(s.parent.as_deref(), Some("enp0s3"));
+        assert_eq!(s.mode, MacvlanMode::Private);
+        assert_eq!(s.mtu, 1400);
+        assert_eq!(s.pools[0].gateway, Some("192.168.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn names_the_bad_key_and_value() {
+        let e = NetworkSpec::parse(&req(serde_json::json!({"macvlan_mode": "bridged"}))).unwrap_err();
+        assert!(e.contains("macvlan_mode=bridged"), "{e}");
+        let e = NetworkSpec::parse(&req(serde_json::json!({"colour": "red"}))).unwrap_err();
+        assert!(e.contains("colour=red"), "{e}");
+        let e = NetworkSpec::parse(&req(serde_json::json!({"com.docker.network.driver.mtu": "9x"}))).unwrap_err();
+        assert!(e.contains("9x"), "{e}");
+    }
+}

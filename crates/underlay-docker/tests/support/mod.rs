@@ -1,0 +1,230 @@
+//! A private Docker Engine for tests: dockerd with its own data/exec roots and socket,
+//! no bridge and no firewall, an image made from busybox-static, and our plugin
+//! daemon under a per-test driver name. Everything is stopped by PID on drop.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+pub const IMAGE: &str = "ulbusybox";
+
+/// The CGI script the seed's "container1:9090" serves: it prints who called.
+const WHOAMI: &str = "#!/bin/sh\necho 'Content-Type: text/plain'\necho\necho \"$REMOTE_ADDR\"\n";
+
+pub fn have_docker() -> bool {
+    Path::new("/usr/sbin/dockerd").exists() && Path::new("/bin/busybox").exists()
+}
+
+fn stop(child: &mut Child) {
+    // SIGTERM, so dockerd stops the containerd it started; a SIGKILLed dockerd leaves
+    // it running and the next dockerd cannot reach it. Sent directly: a minimal Debian
+    // root has no `kill` binary (procps).
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+pub struct Plugin {
+    pub name: String,
+    pub state: PathBuf,
+    child: Option<Child>,
+}
+
+impl Plugin {
+    pub fn start(name: &str, state: &Path) -> Plugin {
+        let mut p = Plugin { name: name.to_string(), state: state.to_path_buf(), child: None };
+        p.restart();
+        p
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(format!("/run/docker/plugins/{}.sock", self.name))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Killed without a chance to clean up, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(self.socket());
+        let child = Command::new(env!("CARGO_BIN_EXE_underlay-docker-plugin"))
+            .args(["--name", &self.name, "--state-dir"])
+            .arg(&self.state)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start underlay-docker-plugin");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self.socket().exists() {
+            assert!(Instant::now() < deadline, "plugin socket {} never appeared", self.socket().display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still alive.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c);
+        }
+        let _ = std::fs::remove_file(self.socket());
+    }
+}
+
+pub struct Docker {
+    pub dir: TempDir,
+    child: Option<Child>,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn ok(&self) -> &Ran {
+        assert_eq!(self.code, 0, "docker failed: {}{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Ran {
+        Ran {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).trim().to_string(),
+            stderr: String::from_utf8_lossy(&o.stderr).trim().to_string(),
+        }
+    }
+}
+
+impl Docker {
+    pub fn start() -> Docker {
+        // Short path: the exec root holds unix sockets (108-byte limit).
+        let dir = tempfile::Builder::new().prefix("uldk").tempdir_in("/tmp").expect("tempdir");
+        let mut d = Docker { dir, child: None };
+        d.restart();
+        d.import_image();
+        d
+    }
+
+    pub fn sock(&self) -> PathBuf {
+        self.dir.path().join("d.sock")
+    }
+
+    pub fn restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c);
+        }
+        let root = self.dir.path();
+        let log = std::fs::File::create(root.join("dockerd.log")).expect("log");
+        let child = Command::new("/usr/sbin/dockerd")
+            .arg("--data-root")
+            .arg(root.join("data"))
+            .arg("--exec-root")
+            .arg(root.join("x"))
+            .arg("--pidfile")
+            .arg(root.join("pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock().display()))
+            .args(["--iptables=false", "--ip-forward=false", "--bridge=none", "--ip6tables=false"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.run(&["version"]).code == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "dockerd did not come up: {}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("/usr/bin/docker");
+        c.arg("-H").arg(format!("unix://{}", self.sock().display())).args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.command(args).output().expect("run docker").into()
+    }
+
+    fn import_image(&self) {
+        let rootfs = self.dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+        std::fs::create_dir_all(rootfs.join("www/cgi-bin")).unwrap();
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+        for applet in ["sh", "httpd", "sleep", "true", "cat", "ip", "wget", "ping", "echo"] {
+            std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+        }
+        let cgi = rootfs.join("www/cgi-bin/whoami");
+        std::fs::write(&cgi, WHOAMI).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let tarball = self.dir.path().join("image.tar");
+        let ok = Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tarball).arg(".").status().unwrap();
+        assert!(ok.success(), "tar of the image rootfs failed");
+        let out = self.command(&["import"]).arg(&tarball).arg(IMAGE).output().expect("docker import");
+        assert!(out.status.success(), "import: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Docker {
+    fn drop(&mut self) {
+        // Containers first, so dockerd hands every endpoint back to the plugin.
+        let ids = self.run(&["ps", "-aq"]).stdout;
+        for id in ids.lines() {
+            let _ = self.run(&["rm", "-f", id]);
+        }
+        if let Some(mut c) = self.child.take() {
+            stop(&mut c);
+        }
+        // dockerd leaves mounts under its roots.
+        let _ = Command::new("umount").arg("-R").arg(self.dir.path().join("x")).stderr(Stdio::null()).status();
+        let _ = Command::new("umount").arg("-R").arg(self.dir.path().join("data")).stderr(Stdio::null()).status();
+    }
+}
+
+/// The links Join made that are still in this (the root) namespace.
+pub fn leftover_links(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or("").to_string()))
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
