@@ -3,8 +3,11 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::Value;
 use support::*;
+use underlay_linux::reach::ping;
 use underlay_linux::support::{Feature, has, report_skip};
 use underlay_linux::world::WorldSpec;
 use underlay_linux::{Netlink, Netns};
@@ -243,6 +246,21 @@ fn vlan_parents_are_made_and_removed_by_underlay() {
     out.ok();
     let mut nl = w.node(0).netns.netlink().unwrap();
     assert_eq!(nl.link("enp0s3.10").unwrap().vlan_id, Some(10));
+    // End to end: a container on v10 reaches a device on VLAN 10 through the switch.
+    let ext = w.external();
+    let mut enl = ext.netns.netlink().unwrap();
+    let base = enl.link(&ext.ifname).unwrap().index;
+    enl.create_vlan("eth0.10", base, 10).unwrap();
+    let peer = enl.link("eth0.10").unwrap().index;
+    enl.add_address(peer, "10.10.0.254/24".parse().unwrap(), Default::default()).unwrap();
+    enl.set_up(peer, true).unwrap();
+    u.run(&["run", "--network", "v10", "-d", "--name", "t", "--", "/bin/busybox", "sleep", "60"]).ok();
+    let t = u.wait_running("t");
+    let (link, _) = eth0(&t);
+    assert_eq!(link.kind.as_deref(), Some("macvlan"));
+    let ns = Netns::open(t["netns"].as_str().unwrap()).unwrap();
+    assert!(ping(&ns, "10.10.0.254".parse().unwrap(), Duration::from_secs(3)).unwrap(), "VLAN 10 peer unreachable");
+    u.run(&["stop", "t"]).ok();
     u.run(&["network", "create", "--subnet", "10.11.0.0/24", "-o", "parent=enp0s3.10", "v10b"]).ok();
     u.run(&["network", "rm", "v10"]).ok();
     assert!(nl.link_by_name("enp0s3.10").unwrap().is_some(), "still used by v10b");
@@ -286,6 +304,10 @@ fn ipvlan_networks_or_a_clear_refusal() {
     let (link, _) = eth0(&i);
     assert_eq!(link.kind.as_deref(), Some("ipvlan"));
     assert_eq!(link.mac, Some(w.node(0).mac));
+    // End to end: the LAN's device answers, and it saw the node's MAC for the container.
+    let ns = Netns::open(i["netns"].as_str().unwrap()).unwrap();
+    let ext = w.external();
+    assert!(ping(&ns, ext.ip.addr(), Duration::from_secs(3)).unwrap(), "ipvlan container cannot reach the LAN");
     let mac = u.run(&["run", "--network", "iv", "--mac-address", "02:00:00:00:00:09", "--", "/bin/busybox", "true"]);
     assert_eq!(mac.code, 125);
     u.run(&["stop", "i"]).ok();
