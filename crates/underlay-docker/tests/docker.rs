@@ -105,8 +105,8 @@ fn seed_commands_put_container1_on_the_lan() {
     for _ in 0..50 {
         let out = ext
             .netns
-            .command("/bin/busybox")
-            .args(["wget", "-qO-", "-T", "2", "http://192.168.1.100:9090/cgi-bin/whoami"])
+            .command("wget")
+            .args(["-qO-", "-T", "2", "http://192.168.1.100:9090/cgi-bin/whoami"])
             .output()
             .unwrap();
         // busybox httpd listens on v6 and prints v4 peers in mapped form.
