@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde::{Serialize, de::DeserializeOwned};
-use underlay_cli::host_access::HostAccess;
+use underlay_cli::model::HostAccess;
 use underlay_cli::model::{Endpoint, Network};
 
 fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(bytes: &[u8]) {

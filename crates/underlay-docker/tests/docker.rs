@@ -105,8 +105,8 @@ fn seed_commands_put_container1_on_the_lan() {
     for _ in 0..50 {
         let out = ext
             .netns
-            .command("/bin/busybox")
-            .args(["wget", "-qO-", "-T", "2", "http://192.168.1.100:9090/cgi-bin/whoami"])
+            .command("wget")
+            .args(["-qO-", "-T", "2", "http://192.168.1.100:9090/cgi-bin/whoami"])
             .output()
             .unwrap();
         // busybox httpd listens on v6 and prints v4 peers in mapped form.
@@ -123,7 +123,11 @@ fn seed_commands_put_container1_on_the_lan() {
     // No NAT: container1 sees the external device's own address.
     assert_eq!(seen, ext.ip.addr().to_string(), "container1:9090 answered {seen:?}; {}", docker.log());
     // ARP for .100 is answered by the container's own MAC.
-    let mac = docker.run(&["exec", "container1", "cat", "/sys/class/net/eth0/address"]).ok().stdout.clone();
+    // Asked over netlink: a container's /sys may be the host's (runc bind-mounts it when
+    // it cannot mount a sysfs of its own, as in CI's chroot).
+    let link = docker.run(&["exec", "container1", "ip", "-o", "link", "show", "eth0"]).ok().stdout.clone();
+    let mac = link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).unwrap_or_default().to_string();
+    assert!(!mac.is_empty(), "no MAC in {link:?}");
     let neigh = ext.netns.command("ip").args(["neigh", "show", "192.168.1.100"]).output().unwrap();
     let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
     assert!(neigh.contains(&mac), "external's ARP entry {neigh:?} is not container1's MAC {mac}");
