@@ -9,20 +9,33 @@ use std::time::Duration;
 use anyhow::Result;
 use ipnet::IpNet;
 use underlay_linux::addr::AddressOptions;
+use underlay_linux::ipvlan::{IpvlanFlag, IpvlanMode, IpvlanSpec};
 use underlay_linux::{MacvlanMode, MacvlanSpec, Netlink, Netns, sysctl};
 
 use crate::measure::timed;
 
-/// What ADD does in the kernel: a macvlan on `master` made directly in the pod's
-/// namespace, read back, announcements switched on, the address added, the link up.
-pub fn add_link(netns: &Path, master: &str, ifname: &str, address: IpNet) -> Result<()> {
+/// What ADD does in the kernel: a macvlan (or an l2 ipvlan) on `master` made directly in
+/// the pod's namespace, read back, announcements switched on, the address added, the
+/// link up.
+pub fn add_link(netns: &Path, master: &str, ifname: &str, address: IpNet, ipvlan: bool) -> Result<()> {
     let pod = Netns::open(netns)?;
     let mut node = Netlink::new()?;
     let parent = node.link(master)?;
-    node.create_macvlan(&MacvlanSpec {
-        netns: Some(pod.fd()),
-        ..MacvlanSpec::new(ifname, parent.index, MacvlanMode::Bridge)
-    })?;
+    if ipvlan {
+        node.create_ipvlan(&IpvlanSpec {
+            name: ifname,
+            parent: parent.index,
+            mode: IpvlanMode::L2,
+            flag: IpvlanFlag::Bridge,
+            mtu: 0,
+            netns: Some(pod.fd()),
+        })?;
+    } else {
+        node.create_macvlan(&MacvlanSpec {
+            netns: Some(pod.fd()),
+            ..MacvlanSpec::new(ifname, parent.index, MacvlanMode::Bridge)
+        })?;
+    }
     let _in = pod.enter()?;
     let mut nl = Netlink::new()?;
     let link = nl.link(ifname)?;
@@ -44,11 +57,19 @@ pub fn delete_link(netns: &Path, ifname: &str) -> Result<()> {
     Ok(())
 }
 
-/// `add_link` run as its own process, timed from spawn to exit: what any exec'd plugin
-/// pays at least for ADD.
+/// `add_link` run as its own process (a macvlan), timed from spawn to exit: what any
+/// exec'd plugin pays at least for ADD.
 pub fn process_add(pod: &Netns, master: &str, address: IpNet) -> Result<Duration> {
+    process_add_kind(pod, master, address, false)
+}
+
+/// As `process_add`, an l2 ipvlan when `ipvlan`.
+pub fn process_add_kind(pod: &Netns, master: &str, address: IpNet, ipvlan: bool) -> Result<Duration> {
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("add-link").arg(pod.path()).arg(master).arg("eth0").arg(address.to_string());
+    if ipvlan {
+        cmd.arg("--ipvlan");
+    }
     timed(&mut cmd, b"")
 }
 

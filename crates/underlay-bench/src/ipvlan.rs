@@ -12,6 +12,7 @@ use serde_json::json;
 use underlay_linux::Netns;
 use underlay_linux::world::{World, WorldSpec};
 
+use crate::floor::{process_add_kind, process_delete};
 use crate::macvlan::{ms, ratio};
 use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
 
@@ -114,15 +115,28 @@ pub fn run(args: Args) -> Result<()> {
             ours.cycle(i, pod, settle)?;
         }
     }
+    // The floor: the same kernel calls as our ADD (an l2 ipvlan made in the pod, the
+    // address, up) and DEL, each in its own smallest process.
+    let (mut floor_add, mut floor_del) = (Vec::new(), Vec::new());
+    for i in 0..args.iterations {
+        let pod = &world.pods[i % 2];
+        floor_add.push(process_add_kind(pod, "enp0s3", "10.77.255.1/16".parse()?, true)?);
+        std::thread::sleep(settle);
+        floor_del.push(process_delete(pod)?);
+    }
     let (op, rp) = (ours.peaks(&world.pods[0])?, theirs.peaks(&world.pods[0])?);
     let p = percentiles;
     let (oa, ra, od, rd) = (p(&ours.add), p(&theirs.add), p(&ours.del), p(&theirs.del));
+    let (fa, fd) = (p(&floor_add), p(&floor_del));
     let mut t = Table::new();
     t.set_header(["measure", "ours", "reference", "ours / reference"]);
     t.add_row(["ADD p50", &ms(oa.0), &ms(ra.0), &ratio(oa.0, ra.0)]);
     t.add_row(["ADD p99", &ms(oa.1), &ms(ra.1), &ratio(oa.1, ra.1)]);
     t.add_row(["DEL p50", &ms(od.0), &ms(rd.0), &ratio(od.0, rd.0)]);
     t.add_row(["DEL p99", &ms(od.1), &ms(rd.1), &ratio(od.1, rd.1)]);
+    t.add_row(["floor ADD p50 (kernel calls in one process)", &ms(fa.0), "", &ratio(fa.0, ra.0)]);
+    t.add_row(["floor DEL p50", &ms(fd.0), "", &ratio(fd.0, rd.0)]);
+    t.add_row(["ours / floor, ADD p50", &ratio(oa.0, fa.0), "", ""]);
     t.add_row(["peak memory, ADD", &mb(op.0), &mb(rp.0), &ratio(op.0 as f64, rp.0 as f64)]);
     t.add_row(["peak memory, DEL", &mb(op.1), &mb(rp.1), &ratio(op.1 as f64, rp.1 as f64)]);
     println!(

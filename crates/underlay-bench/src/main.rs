@@ -47,10 +47,18 @@ enum Bench {
     /// can do what DEL must, for the macvlan benchmark's floor.
     #[command(hide = true)]
     DeleteLink { netns: std::path::PathBuf, ifname: String },
-    /// (Internal) make a macvlan in a namespace the way ADD does and exit: the floor
+    /// (Internal) make a macvlan (ipvlan) in a namespace the way ADD does and exit: the floor
     /// under ADD.
     #[command(hide = true)]
-    AddLink { netns: std::path::PathBuf, master: String, ifname: String, address: ipnet::IpNet },
+    AddLink {
+        netns: std::path::PathBuf,
+        master: String,
+        ifname: String,
+        address: ipnet::IpNet,
+        /// An l2 ipvlan instead of a macvlan.
+        #[arg(long)]
+        ipvlan: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +73,8 @@ fn main() -> anyhow::Result<()> {
         Bench::Docker(args) => docker::run(if quick { args.quick() } else { args }),
         Bench::Podman(args) => podman::run(if quick { args.quick() } else { args }),
         Bench::DeleteLink { netns, ifname } => floor::delete_link(&netns, &ifname),
-        Bench::AddLink { netns, master, ifname, address } => floor::add_link(&netns, &master, &ifname, address),
+        Bench::AddLink { netns, master, ifname, address, ipvlan } => {
+            floor::add_link(&netns, &master, &ifname, address, ipvlan)
+        }
     }
 }
