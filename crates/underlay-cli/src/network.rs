@@ -358,11 +358,11 @@ pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
 }
 
 fn default_parent(nl: &mut Netlink) -> Result<String> {
-    let route = nl.default_route()?.ok_or_else(|| {
-        Failure::usage("no -o parent=IF given and no default route to take the interface from").hint("add -o parent=IF")
+    let link = nl.default_route_link()?.ok_or_else(|| {
+        Failure::usage("no -o parent=IF given and no default route with an interface to take it from")
+            .hint("add -o parent=IF")
     })?;
-    let oif = route.oif.ok_or_else(|| Failure::usage("the default route has no interface; add -o parent=IF"))?;
-    Ok(nl.link_by_index(oif)?.map(|l| l.name).unwrap_or_default())
+    Ok(link.name)
 }
 
 /// Refuses at create what every `run` would fail on: the loopback device as parent,

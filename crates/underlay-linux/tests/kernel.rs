@@ -34,7 +34,7 @@ fn macvlan_in_every_mode_reads_back_its_mode() {
     let w = world(WorldSpec::bare("mvmodes", 1));
     let mut nl = w.switch.netlink().unwrap();
     let sources: Vec<MacAddr> = vec!["02:00:00:00:00:01".parse().unwrap(), "02:00:00:00:00:02".parse().unwrap()];
-    for (i, mode) in MacvlanMode::ALL.into_iter().enumerate() {
+    for (i, mode) in MacvlanMode::ALL.iter().copied().enumerate() {
         // passthru takes the parent for itself, so each mode gets its own parent.
         let parent = veth_parent(&mut nl, &format!("par{i}"));
         let name = format!("mv-{mode}");

@@ -7,6 +7,7 @@ pub mod identity;
 pub mod ipam;
 pub mod mac;
 pub mod safe_read;
+pub mod safe_write;
 pub mod undo;
 
 pub use mac::{HwAddr, MacAddr};

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use super::boot::Boot;
 use super::owner_index::{OwnerIndex, Stamp, State, load_state, save_state, write_in_place};
 use super::store::{Store, decode_owner, encode_owner, read_small};
+use crate::cni::error::io_error;
 use crate::cni::{Attachment, CniError};
 
 const LAST_RESERVED: &str = "last_reserved_ip.";
@@ -44,10 +45,6 @@ pub struct DiskStore {
     _lock: File,
 }
 
-fn io(what: impl std::fmt::Display, e: std::io::Error) -> CniError {
-    CniError::io(format!("{what}: {e}"))
-}
-
 fn ip_named(entry: &fs::DirEntry) -> Option<IpAddr> {
     entry.file_name().to_str()?.parse().ok()
 }
@@ -67,10 +64,10 @@ impl DiskStore {
                 .mode(0o755)
                 .create(dir)
                 .and_then(|()| open_lock())
-                .map_err(|e| io(format_args!("create store {}", dir.display()), e))?,
-            other => other.map_err(|e| io(format_args!("open {}/lock", dir.display()), e))?,
+                .map_err(|e| io_error(format_args!("create store {}", dir.display()), e))?,
+            other => other.map_err(|e| io_error(format_args!("open {}/lock", dir.display()), e))?,
         };
-        lock.lock().map_err(|e| io(format_args!("lock {}/lock", dir.display()), e))?;
+        lock.lock().map_err(|e| io_error(format_args!("lock {}/lock", dir.display()), e))?;
         let mut store = DiskStore {
             dir: dir.to_path_buf(),
             index: OwnerIndex::Memory(HashMap::new()),
@@ -110,7 +107,7 @@ impl DiskStore {
 
     /// Every reservation file: (address, owner or `None` if unreadable).
     fn scan(&self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| io(format_args!("read {}", self.dir.display()), e))?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| io_error(format_args!("read {}", self.dir.display()), e))?;
         Ok(entries.flatten().filter_map(|e| Some((ip_named(&e)?, self.record_at(&e.path())))).collect())
     }
 
@@ -127,7 +124,7 @@ impl DiskStore {
     /// Drops reservation files last changed before the running boot started: their
     /// containers' namespaces died with the previous boot.
     fn reclaim_before(&mut self, btime: i64) -> Result<(), CniError> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| io(format_args!("read {}", self.dir.display()), e))?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| io_error(format_args!("read {}", self.dir.display()), e))?;
         for entry in entries.flatten() {
             let Some(ip) = ip_named(&entry) else { continue };
             let stale = entry.metadata().map(|m| m.ctime() < btime).unwrap_or(false);
@@ -195,25 +192,25 @@ impl DiskStore {
         let dest = self.dir.join(ip.to_string());
         let content = encode_owner(owner);
         let what = || format!("reserve {}", dest.display());
-        if let Some(taken) = self.reuse_spare(&dest, content.as_bytes()).map_err(|e| io(what(), e))? {
+        if let Some(taken) = self.reuse_spare(&dest, content.as_bytes()).map_err(|e| io_error(what(), e))? {
             return Ok(taken);
         }
         match OpenOptions::new().write(true).mode(0o600).custom_flags(libc::O_TMPFILE).open(&self.dir) {
             Ok(mut f) => {
-                f.write_all(content.as_bytes()).map_err(|e| io(what(), e))?;
-                return link_fd(&f, &dest).map_err(|e| io(what(), e));
+                f.write_all(content.as_bytes()).map_err(|e| io_error(what(), e))?;
+                return link_fd(&f, &dest).map_err(|e| io_error(what(), e));
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {}
-            Err(e) => return Err(io(what(), e)),
+            Err(e) => return Err(io_error(what(), e)),
         }
         let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&dest) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(io(what(), e)),
+            Err(e) => return Err(io_error(what(), e)),
         };
         if let Err(e) = f.write_all(content.as_bytes()) {
             let _ = fs::remove_file(&dest);
-            return Err(io(what(), e));
+            return Err(io_error(what(), e));
         }
         Ok(true)
     }
@@ -265,7 +262,7 @@ impl DiskStore {
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io(format_args!("release {}", path.display()), e)),
+            Err(e) => Err(io_error(format_args!("release {}", path.display()), e)),
         }
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cni::error::io_error;
 use crate::cni::{Attachment, CniError};
 
 /// Few enough that all of them are created once, when the index is first built (on
@@ -32,7 +33,7 @@ pub(super) struct Stamp {
 
 impl Stamp {
     pub(super) fn of(dir: &Path) -> Result<Stamp, CniError> {
-        let m = fs::metadata(dir).map_err(|e| io(format_args!("stat {}", dir.display()), e))?;
+        let m = fs::metadata(dir).map_err(|e| io_error(format_args!("stat {}", dir.display()), e))?;
         Ok(Stamp { ino: m.ino(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) })
     }
 
@@ -68,18 +69,11 @@ pub(super) enum OwnerIndex {
     Memory(HashMap<Attachment, Vec<IpAddr>>),
 }
 
-fn io(what: impl std::fmt::Display, e: std::io::Error) -> CniError {
-    if e.raw_os_error() == Some(libc::ELOOP) {
-        return CniError::io(format!("{what}: is a symbolic link; underlay's files are never opened through one"));
-    }
-    CniError::io(format!("{what}: {e}"))
-}
-
 /// Reads a file of the side directory without following a symbolic link there (someone
 /// who can write the directory must not make us read or write elsewhere). `None` when
 /// it does not exist.
 pub(super) fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, CniError> {
-    read_nofollow_io(path).map_err(|e| io(format_args!("read {}", path.display()), e))
+    read_nofollow_io(path).map_err(|e| io_error(format_args!("read {}", path.display()), e))
 }
 
 fn read_nofollow_io(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
@@ -106,10 +100,10 @@ pub(super) fn write_in_place(path: &Path, content: &[u8]) -> Result<(), CniError
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| io(format_args!("open {}", path.display()), e))?;
+        .map_err(|e| io_error(format_args!("open {}", path.display()), e))?;
     f.write_all_at(content, 0)
         .and_then(|()| f.set_len(content.len() as u64))
-        .map_err(|e| io(format_args!("write {}", path.display()), e))
+        .map_err(|e| io_error(format_args!("write {}", path.display()), e))
 }
 
 fn bucket_of(owner: &Attachment) -> u64 {
