@@ -21,10 +21,12 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().ok_or_else(|| io::Error::other(format!("{} names no file", path.display())))?;
-    // Named after the record and not ending in .json, so listings of records skip it.
-    let mut tmp =
-        tempfile::Builder::new().prefix(&format!(".{}.", name.to_string_lossy())).suffix(".tmp").tempfile_in(dir)?;
+    if path.file_name().is_none() {
+        return Err(io::Error::other(format!("{} names no file", path.display())));
+    }
+    // `.tmpXXXXXX`: short (a record named near NAME_MAX still gets one) and not ending
+    // in .json, so listings of records skip it.
+    let mut tmp = tempfile::Builder::new().tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

@@ -67,6 +67,9 @@ impl Store {
                 _ => Ok(()),
             };
         }
+        // The crash tests make this write fail (the temporary's name is random, so they
+        // cannot block it with a file in its place).
+        crate::fault::at("write-record")?;
         underlay::safe_write::write_json(&self.path, &self.record).map_err(|e| io("write", &self.path, e))
     }
 }

@@ -11,14 +11,16 @@
 //! too, so reservations made before a reboot can be recognised.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, AtFlags, RenameFlags, renameat2};
+use nix::unistd::linkat;
 
 use super::boot::Boot;
 use super::owner_index::{OwnerIndex, Stamp, State, load_state, save_state, write_in_place};
@@ -267,32 +269,18 @@ impl DiskStore {
     }
 }
 
-fn cstr(p: &Path) -> std::io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| ErrorKind::InvalidInput.into())
-}
-
 /// rename(2) that fails with EEXIST instead of replacing `to`.
 fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    let (from, to) = (cstr(from)?, cstr(to)?);
-    // SAFETY: both paths are valid NUL-terminated strings for the duration of the call.
-    let r =
-        unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE) };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(std::io::Error::from)
 }
 
 /// Gives the unnamed file `f` the name `dest`; `Ok(false)` if `dest` exists.
 fn link_fd(f: &File, dest: &Path) -> std::io::Result<bool> {
-    let from = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("no NUL");
-    let to = cstr(dest)?;
-    // SAFETY: both paths are valid NUL-terminated strings for the duration of the call.
-    let r =
-        unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
-    if r == 0 {
-        return Ok(true);
-    }
-    match std::io::Error::last_os_error() {
-        e if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-        e => Err(e),
+    let from = format!("/proc/self/fd/{}", f.as_raw_fd());
+    match linkat(AT_FDCWD, from.as_str(), AT_FDCWD, dest, AtFlags::AT_SYMLINK_FOLLOW) {
+        Ok(()) => Ok(true),
+        Err(Errno::EEXIST) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::time::{ClockId, clock_gettime};
 use serde::{Deserialize, Serialize};
 
 use crate::cni::error::io_error;
@@ -50,10 +51,11 @@ impl Stamp {
 /// The kernel's coarse clock, which stamps file times on file systems without
 /// fine-grained timestamps (ramfs, ext4 before 6.13).
 fn coarse_now() -> (i64, i64) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec into a valid pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    (ts.tv_sec, ts.tv_nsec)
+    match clock_gettime(ClockId::CLOCK_REALTIME_COARSE) {
+        Ok(ts) => (ts.tv_sec(), ts.tv_nsec()),
+        // Never on Linux; the zero stamp only makes the next read look changed.
+        Err(_) => (0, 0),
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
