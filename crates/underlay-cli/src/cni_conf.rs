@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use underlay::cni::Version;
 use underlay::ipam::{from_u128, to_u128};
 
-use crate::model::{Driver, Network};
+use crate::model::{Mode, Network};
 use crate::state::Dirs;
 
 /// The CNI config that attaches to `net`; kept in the endpoint so DEL uses exactly
@@ -51,10 +51,9 @@ pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
         "master": net.parent,
         "ipam": ipam,
     });
-    match net.driver {
-        Driver::Macvlan => conf["mode"] = json!(net.mode),
-        Driver::Ipvlan => {
-            let (mode, flag) = net.mode.split_once(' ').unwrap_or((&net.mode, "bridge"));
+    match net.mode {
+        Mode::Macvlan(mode) => conf["mode"] = json!(mode),
+        Mode::Ipvlan(mode, flag) => {
             conf["mode"] = json!(mode);
             conf["flag"] = json!(flag);
         }

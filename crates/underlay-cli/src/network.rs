@@ -12,9 +12,11 @@ use underlay_linux::support::{Feature, has};
 
 use crate::address_store::AddressStore;
 use crate::failure::{Failure, Result};
-use crate::model::{ClusterIpam, DhcpIpam, Driver, Network, Subnet, Vlan, new_id, now, short};
+use crate::model::{ClusterIpam, DhcpIpam, Driver, Mode, Network, Subnet, Vlan, new_id, now, short};
 use crate::output::{Format, print_json, table};
 use crate::state::{Dirs, State};
+use underlay_linux::MacvlanMode;
+use underlay_linux::ipvlan::{IpvlanFlag, IpvlanMode};
 
 #[derive(Subcommand)]
 pub enum NetworkCommand {
@@ -47,9 +49,8 @@ pub enum NetworkCommand {
 
 #[derive(Args)]
 pub struct CreateArgs {
-    /// macvlan or ipvlan.
-    #[arg(short = 'd', long = "driver", default_value = "macvlan")]
-    driver: String,
+    #[arg(short = 'd', long = "driver", value_enum, default_value_t = Driver::Macvlan)]
+    driver: Driver,
     /// A subnet (CIDR); give one per address family.
     #[arg(long = "subnet")]
     subnets: Vec<String>,
@@ -188,30 +189,24 @@ fn subnets(args: &CreateArgs) -> Result<Vec<Subnet>> {
 
 struct Opts {
     parent: Option<String>,
-    mode: String,
+    mode: Mode,
 }
 
 fn opts(args: &CreateArgs, driver: Driver) -> Result<Opts> {
     let mut parent = None;
-    let (mut mode, mut flag) = (None, None);
+    let (mut macvlan, mut mode, mut flag) = (None, None, None);
     for o in &args.opts {
         let (k, v) = o.split_once('=').ok_or_else(|| Failure::usage(format!("-o \"{o}\" is not KEY=VALUE")))?;
         match (k, driver) {
             ("parent", _) => parent = Some(v.to_string()),
             ("macvlan_mode", Driver::Macvlan) => {
-                v.parse::<underlay_linux::MacvlanMode>()
-                    .map_err(|e| Failure::usage(format!("-o macvlan_mode: {e}")))?;
-                mode = Some(v.to_string());
+                macvlan = Some(v.parse().map_err(|e| Failure::usage(format!("-o macvlan_mode: {e}")))?);
             }
             ("ipvlan_mode", Driver::Ipvlan) => {
-                v.parse::<underlay_linux::ipvlan::IpvlanMode>()
-                    .map_err(|e| Failure::usage(format!("-o ipvlan_mode: {e}")))?;
-                mode = Some(v.to_string());
+                mode = Some(v.parse().map_err(|e| Failure::usage(format!("-o ipvlan_mode: {e}")))?);
             }
             ("ipvlan_flag", Driver::Ipvlan) => {
-                v.parse::<underlay_linux::ipvlan::IpvlanFlag>()
-                    .map_err(|e| Failure::usage(format!("-o ipvlan_flag: {e}")))?;
-                flag = Some(v.to_string());
+                flag = Some(v.parse().map_err(|e| Failure::usage(format!("-o ipvlan_flag: {e}")))?);
             }
             ("macvlan_mode" | "ipvlan_mode" | "ipvlan_flag", _) => {
                 return Err(Failure::usage(format!("-o {k} does not apply to the {} driver", driver.as_str())));
@@ -224,8 +219,8 @@ fn opts(args: &CreateArgs, driver: Driver) -> Result<Opts> {
         }
     }
     let mode = match driver {
-        Driver::Macvlan => mode.unwrap_or_else(|| "bridge".into()),
-        Driver::Ipvlan => format!("{} {}", mode.as_deref().unwrap_or("l2"), flag.as_deref().unwrap_or("bridge")),
+        Driver::Macvlan => Mode::Macvlan(macvlan.unwrap_or(MacvlanMode::Bridge)),
+        Driver::Ipvlan => Mode::Ipvlan(mode.unwrap_or(IpvlanMode::L2), flag.unwrap_or(IpvlanFlag::Bridge)),
     };
     Ok(Opts { parent, mode })
 }
@@ -299,11 +294,7 @@ fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 
 pub fn create(dirs: &Dirs, args: CreateArgs) -> Result<Network> {
     underlay::cni::names::network_name(&args.name).map_err(|e| Failure::usage(e.msg))?;
-    let driver = match args.driver.as_str() {
-        "macvlan" => Driver::Macvlan,
-        "ipvlan" => Driver::Ipvlan,
-        other => return Err(Failure::usage(format!("unknown driver \"{other}\"; expected macvlan or ipvlan"))),
-    };
+    let driver = args.driver;
     let subnets = subnets(&args)?;
     let opts = opts(&args, driver)?;
     let ipam = cluster_ipam(&args)?;
@@ -499,7 +490,7 @@ fn ls(dirs: &Dirs, format: Format) -> Result<()> {
                     short(&n.id, 12).to_string(),
                     n.driver.as_str().to_string(),
                     n.parent.clone(),
-                    n.mode.clone(),
+                    n.mode.to_string(),
                     subnets.join(", "),
                     eps.iter().filter(|e| e.network == n.name).count().to_string(),
                 ]

@@ -264,3 +264,18 @@ fn vlan_sub_interface_reads_back_its_id() {
     nl.create_vlan("enp0s3.10", parent, 10).unwrap();
     assert_eq!(nl.link("enp0s3.10").unwrap().vlan_id, Some(10));
 }
+
+/// The Command owns what it needs: dropping the Netns it came from before the spawn
+/// still starts the process in that namespace (it used to setns a closed descriptor).
+#[test]
+fn a_command_outlives_the_netns_it_came_from() {
+    use std::os::unix::fs::MetadataExt;
+    let w = world(WorldSpec::bare("nscmd", 1));
+    let ns = Netns::open(w.switch.path()).unwrap();
+    let mut cmd = ns.command("readlink");
+    cmd.arg("/proc/self/ns/net");
+    drop(ns);
+    let out = cmd.output().expect("the command starts in the namespace");
+    let inode = std::fs::metadata(w.switch.path()).unwrap().ino();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("net:[{inode}]"));
+}
