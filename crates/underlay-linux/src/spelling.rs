@@ -47,28 +47,3 @@ macro_rules! spelled {
 }
 
 pub(crate) use spelled;
-
-#[cfg(test)]
-mod tests {
-    use crate::ipvlan::{IpvlanFlag, IpvlanMode};
-    use crate::macvlan::MacvlanMode;
-
-    #[test]
-    fn every_word_round_trips_through_text_and_json() {
-        for m in MacvlanMode::ALL {
-            assert_eq!(m.to_string().parse::<MacvlanMode>(), Ok(*m));
-            assert_eq!(serde_json::from_value::<MacvlanMode>(serde_json::to_value(m).unwrap()).unwrap(), *m);
-        }
-        for m in IpvlanMode::ALL {
-            assert_eq!(serde_json::to_value(m).unwrap(), serde_json::json!(m.as_str()));
-        }
-        assert_eq!("vepa".parse::<IpvlanFlag>(), Ok(IpvlanFlag::Vepa));
-    }
-
-    #[test]
-    fn an_unknown_word_names_itself_and_the_choices() {
-        let e = "bridged".parse::<MacvlanMode>().unwrap_err();
-        assert_eq!(e, "unknown macvlan mode \"bridged\"; expected bridge, private, vepa, passthru, source");
-        assert!(serde_json::from_str::<IpvlanMode>("\"l4\"").is_err());
-    }
-}
