@@ -13,7 +13,7 @@ use underlay_linux::{Link, MacvlanMode, MacvlanSpec, Netlink, Netns};
 
 use crate::conf::{Conf, Driver, Kind};
 use crate::master;
-use crate::pod::{kernel, open_netns, pod_netlink};
+use crate::pod::{open_netns, pod_netlink};
 
 pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     let conf = Conf::parse(call, driver)?;
@@ -36,7 +36,7 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
         )));
     }
     let mut pod_nl = pod_netlink(&pod)?;
-    if pod_nl.link_by_name(ifname).map_err(kernel)?.is_some() {
+    if pod_nl.link_by_name(ifname)?.is_some() {
         return Err(CniError::new(
             code::IFNAME_TAKEN,
             format!("interface {ifname} already exists in network namespace {}", path.display()),
@@ -52,21 +52,21 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
         Err(e) if e.is(underlay_linux::error::Errno::EEXIST) => {
             let tmp = format!("mv{:08x}", RandomState::new().hash_one(call.env.container_id.as_str()) as u32);
             create_link(&mut master_nl, &conf, &tmp, &master, netns).map_err(|e| create_error(e, &conf, &master))?;
-            let created = pod_nl.link(&tmp).map_err(kernel)?;
+            let created = pod_nl.link(&tmp)?;
             if let Err(e) = pod_nl.rename(created.index, ifname) {
                 delete_quietly(&pod, created.index);
-                return Err(kernel(e));
+                return Err(CniError::from(e));
             }
             created
         }
         other => {
             other.map_err(|e| create_error(e, &conf, &master))?;
-            pod_nl.link(ifname).map_err(kernel)?
+            pod_nl.link(ifname)?
         }
     };
     let link_undo = Undo::new(|| delete_quietly(&pod, created.index));
     // The mark DEL checks: only the container whose ADD made the link deletes it.
-    pod_nl.set_alias(created.index, &owner_mark(&call.env.container_id)).map_err(kernel)?;
+    pod_nl.set_alias(created.index, &owner_mark(&call.env.container_id))?;
     let link = Link { name: ifname.to_string(), ..created.clone() };
     let mac = link.mac.ok_or_else(|| CniError::kernel(format!("{ifname} has no MAC address")))?;
 
@@ -103,7 +103,7 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
             code::ADDRESS_CONFLICT,
             format!("address {ip} is already in use on the LAN (IPv6 duplicate address detection failed)"),
         ),
-        Failure::Kernel(e) => kernel(e.context(format!("configure {ifname}"))),
+        Failure::Kernel(e) => CniError::from(e.context(format!("configure {ifname}"))),
     })?;
     ipam_undo.keep();
     link_undo.keep();
@@ -211,7 +211,7 @@ fn create_error(e: underlay_linux::Error, conf: &Conf, master: &Link) -> CniErro
     } else if refused && master.promisc && matches!(conf.kind, Kind::Macvlan { .. }) {
         "it looks taken by a passthru macvlan, which allows no other endpoint"
     } else {
-        return kernel(e);
+        return CniError::from(e);
     };
     CniError::config(format!(
         "cannot add a {} macvlan on master {}: {why}; use mode \"bridge\" for several endpoints ({e})",

@@ -8,7 +8,7 @@ use underlay_linux::Netlink;
 
 use crate::conf::{Conf, Driver, Kind};
 use crate::master;
-use crate::pod::{kernel, open_netns, pod_netlink};
+use crate::pod::{open_netns, pod_netlink};
 
 fn failed(msg: String) -> CniError {
     CniError::new(code::CHECK_FAILED, msg)
@@ -32,8 +32,7 @@ pub fn check(call: &Call, driver: Driver) -> Result<(), CniError> {
     let pod = open_netns(path)?;
     let (_, master) = master::resolve(&conf, Some(&pod))?;
     let mut nl = pod_netlink(&pod)?;
-    let link =
-        nl.link_by_name(ifname).map_err(kernel)?.ok_or_else(|| failed(format!("{ifname} is gone from {sandbox}")))?;
+    let link = nl.link_by_name(ifname)?.ok_or_else(|| failed(format!("{ifname} is gone from {sandbox}")))?;
     if link.kind.as_deref() != Some(driver.as_str()) {
         let now = link.kind.as_deref().unwrap_or("device");
         return Err(failed(format!("{ifname} is a {now}, not a {}", driver.as_str())));
@@ -62,13 +61,13 @@ pub fn check(call: &Call, driver: Driver) -> Result<(), CniError> {
 }
 
 fn check_addresses_and_routes(nl: &mut Netlink, link: u32, iface: usize, prev: &CniResult) -> Result<(), CniError> {
-    let have = nl.addresses(Some(link)).map_err(kernel)?;
+    let have = nl.addresses(Some(link))?;
     for ip in prev.ips.iter().filter(|ip| ip.interface == Some(iface)) {
         if !have.iter().any(|a| a.net == ip.address) {
             return Err(failed(format!("address {} is missing", ip.address)));
         }
     }
-    let routes = nl.routes().map_err(kernel)?;
+    let routes = nl.routes()?;
     for r in &prev.routes {
         let found = routes.iter().any(|k| {
             k.dst == r.dst.trunc() && (r.gw.is_none() || k.gw == r.gw) && r.table.is_none_or(|t| t == k.table)

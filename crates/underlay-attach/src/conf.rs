@@ -41,6 +41,7 @@ pub const MAX_ANNOUNCE_INTERVAL_MS: u64 = 10_000;
 /// Which plugin is reading the config (and which driver a network of the `underlay`
 /// command uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Driver {
     Macvlan,

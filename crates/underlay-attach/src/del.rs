@@ -7,7 +7,7 @@ use underlay_linux::Netns;
 
 use crate::conf::{Conf, Driver};
 use crate::master;
-use crate::pod::{kernel, pod_netlink};
+use crate::pod::pod_netlink;
 
 /// IPAM first, then the link. Succeeds when the namespace, the link or both are already
 /// gone, and when repeated (containerd's second DEL has no CNI_NETNS). (Running the two
@@ -38,10 +38,10 @@ fn delete_link(path: &std::path::Path, ifname: &str, container_id: &str, driver:
     let mut nl = pod_netlink(&pod)?;
     let mark = crate::add::owner_mark(container_id);
     let ours = |alias: &Option<String>| alias.as_deref().is_none_or(|a| a == mark || !a.starts_with("cni"));
-    match nl.link_by_name(ifname).map_err(kernel)? {
+    match nl.link_by_name(ifname)? {
         Some(link) if link.kind.as_deref() == Some(driver.as_str()) && ours(&link.alias) => {
             match nl.delete_link(link.index) {
-                Err(e) if !e.is_not_found() => Err(kernel(e)),
+                Err(e) if !e.is_not_found() => Err(CniError::from(e)),
                 _ => Ok(()),
             }
         }

@@ -7,7 +7,7 @@ use underlay_linux::parent::{Acquired, Parents, vlan_name};
 use underlay_linux::{Link, Netlink, Netns};
 
 use crate::conf::Conf;
-use crate::pod::{kernel, pod_netlink};
+use crate::pod::pod_netlink;
 
 /// The name an attachment is counted under as a user of a VLAN master.
 pub fn user(call: &underlay::cni::Call) -> String {
@@ -37,11 +37,11 @@ pub fn acquire(conf: &Conf, pod: &Netns, user: &str) -> Result<(Netlink, Link, O
         let link = lookup(&mut nl, &name, place)?;
         return Ok((nl, link, None));
     };
-    if nl.link_by_name(&name).map_err(kernel)?.is_none() && nl.link_by_name(base).map_err(kernel)?.is_none() {
+    if nl.link_by_name(&name)?.is_none() && nl.link_by_name(base)?.is_none() {
         // Neither the sub-interface nor its base: the plain "not found" error.
         lookup(&mut nl, &name, place)?;
     }
-    let parents = Parents::here().map_err(kernel)?;
+    let parents = Parents::here()?;
     let acquired = parents.acquire(&mut nl, &name, user).map_err(|e| vlan_error(e, &name))?;
     match lookup(&mut nl, &name, place) {
         Ok(link) => Ok((nl, link, (acquired == Acquired::Counted).then_some(name))),
@@ -64,7 +64,7 @@ pub fn release(conf: &Conf, user: &str) -> Result<(), CniError> {
     if vlan_parent(conf, &name).is_none() {
         return Ok(());
     }
-    Parents::here().and_then(|p| p.release(&mut nl, &name, user)).map_err(kernel)
+    Parents::here().and_then(|p| p.release(&mut nl, &name, user)).map_err(CniError::from)
 }
 
 /// For GC: drops the users under `prefix` that `live` does not keep, and removes a
@@ -78,7 +78,7 @@ pub fn collect(conf: &Conf, prefix: &str, live: &dyn Fn(&str) -> bool) -> Result
     if vlan_parent(conf, &name).is_none() {
         return Ok(());
     }
-    Parents::here().and_then(|p| p.collect(&mut nl, &name, prefix, live)).map_err(kernel)
+    Parents::here().and_then(|p| p.collect(&mut nl, &name, prefix, live)).map_err(CniError::from)
 }
 
 /// Whether the config can name a VLAN master (without asking the kernel).
@@ -97,14 +97,14 @@ fn vlan_error(e: underlay_linux::Error, name: &str) -> CniError {
     if has(Feature::Vlan).ok() == Some(false) {
         return CniError::kernel(format!("cannot create VLAN master {name}: {}", Feature::Vlan.missing()));
     }
-    kernel(e.context(format!("VLAN master {name}")))
+    CniError::from(e.context(format!("VLAN master {name}")))
 }
 
 fn socket(conf: &Conf, pod: Option<&Netns>) -> Result<(Netlink, &'static str), CniError> {
     match (conf.link_in_container, pod) {
         (true, Some(pod)) => Ok((pod_netlink(pod)?, "the container's network namespace")),
         (true, None) => Err(CniError::config("linkInContainer needs the container's namespace (CNI_NETNS)")),
-        (false, _) => Ok((Netlink::new().map_err(kernel)?, "the node's network namespace")),
+        (false, _) => Ok((Netlink::new()?, "the node's network namespace")),
     }
 }
 
@@ -114,12 +114,12 @@ fn name(conf: &Conf, nl: &mut Netlink, place: &str) -> Result<String, CniError> 
     let name = match &conf.master {
         Some(name) => name.clone(),
         None => {
-            let route = nl.default_route().map_err(kernel)?.ok_or_else(|| {
-                CniError::config(format!("no \"master\" given and no default route in {place} to take one from"))
+            let link = nl.default_route_link()?.ok_or_else(|| {
+                CniError::config(format!(
+                    "no \"master\" given and no default route with an interface in {place} to take one from"
+                ))
             })?;
-            let oif =
-                route.oif.ok_or_else(|| CniError::config(format!("the default route in {place} has no interface")))?;
-            nl.link_by_index(oif).map_err(kernel)?.map(|l| l.name).unwrap_or_default()
+            link.name
         }
     };
     Ok(match conf.vlan {
@@ -129,10 +129,10 @@ fn name(conf: &Conf, nl: &mut Netlink, place: &str) -> Result<String, CniError> 
 }
 
 fn lookup(nl: &mut Netlink, name: &str, place: &str) -> Result<Link, CniError> {
-    match nl.link_by_name(name).map_err(kernel)? {
+    match nl.link_by_name(name)? {
         Some(link) => Ok(link),
         None => {
-            let names: Vec<String> = nl.links().map_err(kernel)?.into_iter().map(|l| l.name).collect();
+            let names: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
             Err(CniError::config(format!(
                 "master \"{name}\" not found in {place}; interfaces there: {}",
                 names.join(", ")

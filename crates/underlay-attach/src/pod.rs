@@ -1,12 +1,8 @@
-//! The container's side: opening its network namespace and a netlink socket inside it,
-//! and the kernel-error mapping every verb shares.
+//! The container's side: opening its network namespace and a netlink socket inside it
+//! (kernel errors become `CniError`s through underlay-linux's `From`).
 
 use underlay::cni::CniError;
 use underlay_linux::{Netlink, Netns};
-
-pub fn kernel(e: underlay_linux::Error) -> CniError {
-    CniError::kernel(e.to_string())
-}
 
 pub fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
     Netns::open(path).map_err(|e| CniError::env(format!("CNI_NETNS: {e}")))
@@ -14,6 +10,6 @@ pub fn open_netns(path: &std::path::Path) -> Result<Netns, CniError> {
 
 /// A netlink socket in the pod's namespace, made on this thread (see `Netns::enter`).
 pub fn pod_netlink(pod: &Netns) -> Result<Netlink, CniError> {
-    let _inside = pod.enter().map_err(kernel)?;
-    Netlink::new().map_err(kernel)
+    let _inside = pod.enter()?;
+    Ok(Netlink::new()?)
 }

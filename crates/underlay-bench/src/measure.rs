@@ -37,7 +37,8 @@ fn run(cmd: &mut Command, stdin: &[u8]) -> Result<std::process::Output> {
 
 /// The process's own peak resident memory in KiB, and whether it succeeded.
 pub fn peak_rss_kb(cmd: &mut Command, stdin: &[u8]) -> Result<u64> {
-    // SAFETY: PTRACE_TRACEME is a single syscall, safe between fork and exec.
+    // SAFETY: std's `pre_exec` is unsafe and has no safe form for code between fork and
+    // exec; PTRACE_TRACEME is one async-signal-safe syscall that allocates nothing.
     unsafe {
         cmd.pre_exec(|| ptrace::traceme().map_err(std::io::Error::from));
     }

@@ -5,8 +5,9 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 use underlay::cni::Version;
+use underlay::ipam::{from_u128, to_u128};
 
-use crate::model::{Driver, Network};
+use crate::model::{Mode, Network};
 use crate::state::Dirs;
 
 /// The CNI config that attaches to `net`; kept in the endpoint so DEL uses exactly
@@ -50,10 +51,9 @@ pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
         "master": net.parent,
         "ipam": ipam,
     });
-    match net.driver {
-        Driver::Macvlan => conf["mode"] = json!(net.mode),
-        Driver::Ipvlan => {
-            let (mode, flag) = net.mode.split_once(' ').unwrap_or((&net.mode, "bridge"));
+    match net.mode {
+        Mode::Macvlan(mode) => conf["mode"] = json!(mode),
+        Mode::Ipvlan(mode, flag) => {
             conf["mode"] = json!(mode);
             conf["flag"] = json!(flag);
         }
@@ -68,16 +68,8 @@ pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
 /// subnet's own address, nor its IPv4 broadcast).
 fn usable(range: ipnet::IpNet, subnet: ipnet::IpNet) -> (IpAddr, IpAddr) {
     let step = |ip: IpAddr, up: bool| -> IpAddr {
-        match ip {
-            IpAddr::V4(a) => {
-                let n = u32::from(a);
-                IpAddr::V4(if up { n + 1 } else { n - 1 }.into())
-            }
-            IpAddr::V6(a) => {
-                let n = u128::from(a);
-                IpAddr::V6(if up { n + 1 } else { n - 1 }.into())
-            }
-        }
+        let n = to_u128(ip);
+        from_u128(if up { n + 1 } else { n - 1 }, ip)
     };
     let start = if range.network() == subnet.network() { step(range.network(), true) } else { range.network() };
     let end = match (range, subnet) {

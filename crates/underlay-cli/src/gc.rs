@@ -8,7 +8,7 @@ use crate::address_store::AddressStore;
 use crate::endpoint::{IFNAME, detach};
 use crate::failure::Result;
 use crate::model::{Endpoint, Phase, short};
-use crate::network::aux_owner;
+use crate::network_aux::aux_owner;
 use crate::state::drop_netns;
 use crate::state::{Dirs, State};
 use underlay::cni::Attachment;

@@ -85,7 +85,7 @@ fn wanted(ha: &HostAccess, endpoints: &[Endpoint]) -> Vec<IpNet> {
     endpoints
         .iter()
         .filter(|e| e.network == ha.network)
-        .flat_map(|e| e.ips.iter().map(|ip| IpNet::new(ip.addr(), ip.max_prefix_len()).expect("valid")))
+        .flat_map(|e| e.ips.iter().map(|ip| IpNet::from(ip.addr())))
         .collect()
 }
 
@@ -182,7 +182,7 @@ fn apply(nl: &mut Netlink, ha: &mut HostAccess, endpoints: &[Endpoint]) -> Resul
     let first = ha.addresses.first().copied().ok_or_else(|| Failure::system("the IPAM gave the shim no address"))?;
     let index = shim::create(nl, &ha.shim, parent.index, first)?;
     for extra in &ha.addresses[1..] {
-        let host = IpNet::new(*extra, extra_prefix(*extra)).expect("valid");
+        let host = IpNet::from(*extra);
         nl.add_address(index, host, underlay_linux::addr::AddressOptions { nodad: true, noprefixroute: true })?;
     }
     ha.sysctls = shim::stop_arp_flux(&[ha.parent.as_str(), ha.shim.as_str()])?;
@@ -190,10 +190,6 @@ fn apply(nl: &mut Netlink, ha: &mut HostAccess, endpoints: &[Endpoint]) -> Resul
         add_route(nl, ha, index, dst)?;
     }
     Ok(())
-}
-
-fn extra_prefix(ip: IpAddr) -> u8 {
-    if ip.is_ipv4() { 32 } else { 128 }
 }
 
 /// Removes what `apply` made: the shim (its routes go with it) and the sysctls.

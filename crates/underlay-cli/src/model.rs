@@ -1,12 +1,16 @@
 //! What `underlay` remembers: networks and endpoints, as JSON records.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use underlay::MacAddr;
+use underlay_linux::MacvlanMode;
+use underlay_linux::ipvlan::{IpvlanFlag, IpvlanMode};
 
 pub use underlay_attach::Driver;
 
@@ -41,8 +45,8 @@ pub struct Network {
     pub parent: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vlan: Option<Vlan>,
-    /// macvlan mode, or ipvlan mode and flag ("l2", "l3 private", ...).
-    pub mode: String,
+    /// macvlan mode, or ipvlan mode and flag (stored as "bridge", "l3 private", ...).
+    pub mode: Mode,
     pub subnets: Vec<Subnet>,
     #[serde(default)]
     pub internal: bool,
@@ -58,6 +62,49 @@ pub struct Network {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<DhcpIpam>,
     pub created: u64,
+}
+
+/// A network's link mode. Records keep the words they always had: the macvlan mode
+/// ("private"), or the ipvlan mode and flag ("l3 private"; an ipvlan mode alone means
+/// the bridge flag). The two sets of words do not overlap, so the words say which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Macvlan(MacvlanMode),
+    Ipvlan(IpvlanMode, IpvlanFlag),
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Mode::Macvlan(m) => write!(f, "{m}"),
+            Mode::Ipvlan(m, flag) => write!(f, "{m} {flag}"),
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s.split_once(' ') {
+            Some((mode, flag)) => Ok(Mode::Ipvlan(mode.parse()?, flag.parse()?)),
+            None => match s.parse::<IpvlanMode>() {
+                Ok(mode) => Ok(Mode::Ipvlan(mode, IpvlanFlag::Bridge)),
+                Err(_) => Ok(Mode::Macvlan(s.parse()?)),
+            },
+        }
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// Where a DHCP network's leases come from: the dhcp daemon at `socket`.
@@ -169,6 +216,20 @@ pub fn new_id() -> String {
     format!("{a:016x}{b:016x}")
 }
 
+/// What `enable` made, so `disable` removes exactly that.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAccess {
+    pub network: String,
+    pub shim: String,
+    pub parent: String,
+    pub addresses: Vec<IpAddr>,
+    /// Routed through the shim as a whole (the network's --ip-range); without one,
+    /// each endpoint gets a host route.
+    pub ranges: Vec<IpNet>,
+    pub sysctls: Vec<underlay_linux::shim::Saved>,
+    pub created: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,18 +250,30 @@ mod tests {
         assert_eq!(new_id().len(), 32);
         assert_ne!(new_id(), new_id());
     }
-}
 
-/// What `enable` made, so `disable` removes exactly that.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostAccess {
-    pub network: String,
-    pub shim: String,
-    pub parent: String,
-    pub addresses: Vec<IpAddr>,
-    /// Routed through the shim as a whole (the network's --ip-range); without one,
-    /// each endpoint gets a host route.
-    pub ranges: Vec<IpNet>,
-    pub sysctls: Vec<underlay_linux::shim::Saved>,
-    pub created: u64,
+    /// A record written before the mode was typed (the mode a string) still loads, and
+    /// is written back with the same words.
+    #[test]
+    fn old_network_records_load_with_their_modes() {
+        let old = |driver: &str, mode: &str| {
+            serde_json::json!({"name": "lan", "id": "0123456789abcdef", "driver": driver, "parent": "enp0s3",
+                "mode": mode, "subnets": [{"subnet": "192.168.1.0/24", "gateway": "192.168.1.1"}],
+                "internal": false, "ipv6": false, "mtu": 0, "created": 1})
+        };
+        for (driver, mode, want) in [
+            ("macvlan", "bridge", Mode::Macvlan(MacvlanMode::Bridge)),
+            ("macvlan", "passthru", Mode::Macvlan(MacvlanMode::Passthru)),
+            ("ipvlan", "l2 bridge", Mode::Ipvlan(IpvlanMode::L2, IpvlanFlag::Bridge)),
+            ("ipvlan", "l3 private", Mode::Ipvlan(IpvlanMode::L3, IpvlanFlag::Private)),
+            ("ipvlan", "l3s", Mode::Ipvlan(IpvlanMode::L3s, IpvlanFlag::Bridge)),
+        ] {
+            let net: Network = serde_json::from_value(old(driver, mode)).unwrap();
+            assert_eq!(net.mode, want, "{mode}");
+            let again = serde_json::to_value(&net).unwrap();
+            assert_eq!(again["mode"], if mode == "l3s" { "l3s bridge" } else { mode });
+        }
+        let e = serde_json::from_value::<Network>(old("macvlan", "bridged")).unwrap_err().to_string();
+        assert!(e.contains("bridged"), "{e}");
+        assert!(serde_json::from_value::<Network>(old("ipvlan", "l3 sideways")).is_err());
+    }
 }

@@ -105,8 +105,9 @@ fn spawn_keeper(dirs: &Dirs, ep: &Endpoint) -> Result<()> {
     let mut cmd = Command::new(exe);
     cmd.arg("--state-dir").arg(&dirs.state).arg("--run-dir").arg(&dirs.run).arg("__keep").arg(&ep.id);
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
-    // SAFETY: setsid(2) only, between fork and exec: the keeper leaves the terminal's
-    // session, so closing the terminal does not end it.
+    // The keeper leaves the terminal's session, so closing the terminal does not end it.
+    // SAFETY: std's `pre_exec` is unsafe and has no safe form; only setsid(2), which is
+    // async-signal-safe and allocates nothing, runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| nix::unistd::setsid().map(drop).map_err(std::io::Error::from));
     }
@@ -141,7 +142,8 @@ pub fn keep(dirs: &Dirs, ep: Endpoint) -> u8 {
     // Handlers, not "ignore": an ignored signal would stay ignored in the command.
     let action = SigAction::new(SigHandler::Handler(remember), SaFlags::empty(), SigSet::empty());
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic.
+        // SAFETY: nix's sigaction is unsafe (no safe form: it cannot check the handler);
+        // the handler only stores to an atomic, which is async-signal-safe.
         let _ = unsafe { signal::sigaction(s, &action) };
     }
     let code = match spawn_command(dirs, &ep) {
@@ -164,8 +166,10 @@ fn spawn_command(dirs: &Dirs, ep: &Endpoint) -> std::result::Result<Pid, u8> {
     let netns = Netns::open(&ep.netns).map_err(|e| fail(exit::RUN_FAILED, e.to_string()))?;
     let mut cmd = netns.command(&ep.command[0]);
     cmd.args(&ep.command[1..]);
-    // SAFETY: prctl(2) only: the command dies with its keeper, so a killed keeper
-    // leaves nothing running that `underlay gc` would not know to stop.
+    // The command dies with its keeper, so a killed keeper leaves nothing running that
+    // `underlay gc` would not know to stop.
+    // SAFETY: std's `pre_exec` is unsafe and has no safe form; only prctl(2), which is
+    // async-signal-safe and allocates nothing, runs between fork and exec.
     unsafe {
         cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
     }

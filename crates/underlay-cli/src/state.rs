@@ -4,7 +4,6 @@
 //! and a kill at any moment leaves every file whole.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -50,20 +49,7 @@ fn read<T: DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 fn write<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let json = serde_json::to_vec_pretty(value).expect("records serialize");
-    let done = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(&json).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&tmp, path));
-    done.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Failure::system(format!("write {}: {e}", path.display()))
-    })
+    underlay::safe_write::write_json(path, value).map_err(|e| Failure::system(format!("write {}: {e}", path.display())))
 }
 
 /// A record that cannot be read (torn, garbage, not a file): skipped by every command

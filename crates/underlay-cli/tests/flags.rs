@@ -35,7 +35,11 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     u.seed_network("lan");
     let before = snapshot(&u);
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["network", "create", "-d", "bridge", "--subnet", "10.1.0.0/24", "x"], 2, "unknown driver \"bridge\""),
+        (
+            &["network", "create", "-d", "bridge", "--subnet", "10.1.0.0/24", "x"],
+            2,
+            "invalid value 'bridge' for '--driver",
+        ),
         (&["network", "create", "--subnet", "10.1.0.0/24", "-o", "parent=enp9s9", "x"], 3, "enp9s9"),
         (
             &["network", "create", "--subnet", "10.1.0.0/24", "--gateway", "10.2.0.1", "-o", "parent=enp0s3", "x"],

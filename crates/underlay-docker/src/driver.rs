@@ -37,11 +37,10 @@ fn check_parent(nl: &mut Netlink, spec: &NetworkSpec) -> Result<Link, String> {
     let name = match &spec.parent {
         Some(p) => p.clone(),
         None => {
-            let route = nl.default_route().map_err(|e| format!("find the default route: {e}"))?;
-            let oif = route
-                .and_then(|r| r.oif)
-                .ok_or("no -o parent= given and this host has no default route to take it from; add -o parent=IFACE")?;
-            nl.link_by_index(oif).map_err(|e| e.to_string())?.ok_or("default route's interface vanished")?.name
+            nl.default_route_link()
+                .map_err(|e| format!("find the default route: {e}"))?
+                .ok_or("no -o parent= given and this host has no default route with an interface to take it from; add -o parent=IFACE")?
+                .name
         }
     };
     let link = nl

@@ -27,25 +27,11 @@ pub struct Pool {
 pub struct NetworkSpec {
     /// `-o parent=`; None: the interface of the default route.
     pub parent: Option<String>,
-    #[serde(with = "mode_text")]
+    /// Stored as the word `-o macvlan_mode=` takes.
     pub mode: MacvlanMode,
     /// 0: the parent's.
     pub mtu: u32,
     pub pools: Vec<Pool>,
-}
-
-/// The mode in records as the words `-o macvlan_mode=` takes.
-mod mode_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use underlay_linux::MacvlanMode;
-
-    pub fn serialize<S: Serializer>(m: &MacvlanMode, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(m.as_str())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MacvlanMode, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
 }
 
 fn string_value(key: &str, v: &Value) -> Result<String, String> {

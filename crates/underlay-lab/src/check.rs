@@ -114,9 +114,10 @@ pub fn print(rows: &[Row], format: Format) {
     );
 }
 
+/// Stdout's width; not a terminal (or a very narrow one): 160.
 fn terminal_width() -> u16 {
-    let mut ws = nix::libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCGWINSZ fills the winsize it is given; a failure leaves it zeroed.
-    let ok = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) } == 0;
-    if ok && ws.ws_col > 40 { ws.ws_col } else { 160 }
+    match console::Term::stdout().size_checked() {
+        Some((_, cols)) if cols > 40 => cols,
+        _ => 160,
+    }
 }

@@ -10,7 +10,8 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: i32) {
     if INTERRUPTED.swap(true, Ordering::SeqCst) {
-        // SAFETY: _exit(2) is async-signal-safe.
+        // SAFETY: _exit(2) is async-signal-safe; neither std (`exit` runs atexit
+        // handlers, not allowed in a handler) nor nix has a safe form of it.
         unsafe { nix::libc::_exit(130) };
     }
 }
@@ -19,8 +20,8 @@ extern "C" fn on_signal(_: i32) {
 pub fn catch() {
     let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
-        // SAFETY: the handler only touches an atomic and calls _exit, both
-        // async-signal-safe.
+        // SAFETY: nix's sigaction is unsafe (no safe form: it cannot check the handler);
+        // the handler only touches an atomic and calls _exit, both async-signal-safe.
         let _ = unsafe { sigaction(sig, &action) };
     }
 }

@@ -130,10 +130,7 @@ impl Lab {
     /// Written beside and renamed: a kill never leaves half a record.
     pub fn save(&self) -> Result<()> {
         let path = self.dir.join("lab.json");
-        let tmp = self.dir.join("lab.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&self.record).expect("serializes"))
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("write {}", path.display()))
+        underlay::safe_write::write_json(&path, &self.record).with_context(|| format!("write {}", path.display()))
     }
 
     /// Adds a process to the record at once, so `down` ends it whatever happens next.

@@ -4,25 +4,46 @@
 //! a new MAC is reachable at once, not after the ARP cache times out). Sent from the
 //! calling thread's network namespace.
 
-use std::io;
-use std::mem::{size_of, zeroed};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV6};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, Protocol, SockAddr, SockAddrStorage, Socket, Type};
 use underlay::MacAddr;
 
 const ETH_P_ARP: u16 = 0x0806;
 
-fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+/// An ARP packet socket (socket2 opens it close-on-exec).
+fn arp_socket() -> io::Result<Socket> {
+    Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(i32::from(ETH_P_ARP.to_be()))))
 }
 
-fn socket(domain: libc::c_int, ty: libc::c_int, proto: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) returns a new descriptor we take ownership of.
-    let fd = check(unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// The link-layer address of interface `index` for ARP, with `to` as the hardware
+/// address when sending.
+fn packet_addr(index: u32, to: Option<[u8; 6]>) -> SockAddr {
+    let mut ll = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: ETH_P_ARP.to_be(),
+        sll_ifindex: index as i32,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
+    if let Some(mac) = to {
+        ll.sll_halen = 6;
+        ll.sll_addr[..6].copy_from_slice(&mac);
+    }
+    let mut storage = SockAddrStorage::zeroed();
+    // SAFETY: neither socket2 nor nix builds an AF_PACKET address safely (nix's LinkAddr
+    // too is made from raw storage only). The storage is a sockaddr_storage, larger than
+    // and aligned for sockaddr_ll, and the length given is sockaddr_ll's, matching the
+    // family set above.
+    unsafe {
+        *storage.view_as::<libc::sockaddr_ll>() = ll;
+        SockAddr::new(storage, size_of::<libc::sockaddr_ll>() as libc::socklen_t)
+    }
 }
 
 /// Announces `ip` as held by `mac` on interface `index`.
@@ -54,26 +75,7 @@ fn gratuitous_arp(index: u32, mac: MacAddr, ip: Ipv4Addr) -> io::Result<()> {
 
 /// Broadcasts an ARP packet on interface `index` (in the calling thread's namespace).
 pub fn send_arp(index: u32, packet: &[u8; 28]) -> io::Result<()> {
-    let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(ETH_P_ARP.to_be()))?;
-    // SAFETY: sockaddr_ll is plain data; all fields we need are set below.
-    let mut to: libc::sockaddr_ll = unsafe { zeroed() };
-    to.sll_family = libc::AF_PACKET as u16;
-    to.sll_protocol = ETH_P_ARP.to_be();
-    to.sll_ifindex = index as i32;
-    to.sll_halen = 6;
-    to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-    // SAFETY: the buffer and address point to live, correctly sized memory.
-    check(unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            packet.as_ptr().cast(),
-            packet.len(),
-            0,
-            (&raw const to).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        ) as i32
-    })
-    .map(drop)
+    arp_socket()?.send_to(packet, &packet_addr(index, Some([0xff; 6]))).map(drop)
 }
 
 /// The ICMPv6 body of an unsolicited neighbour advertisement for `ip` with the
@@ -91,81 +93,31 @@ pub fn neighbour_advertisement(mac: MacAddr, ip: Ipv6Addr) -> [u8; 32] {
 }
 
 fn unsolicited_na(index: u32, mac: MacAddr, ip: Ipv6Addr) -> io::Result<()> {
-    let fd = socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6)?;
-    let hops: libc::c_int = 255; // RFC 4861: neighbour discovery packets carry hop limit 255
-    let idx = index as libc::c_int;
-    // SAFETY: setsockopt/bind/sendto get pointers to live values of the declared sizes.
-    unsafe {
-        check(libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MULTICAST_HOPS,
-            (&raw const hops).cast(),
-            size_of::<libc::c_int>() as u32,
-        ))?;
-        check(libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MULTICAST_IF,
-            (&raw const idx).cast(),
-            size_of::<libc::c_int>() as u32,
-        ))?;
-        let mut from: libc::sockaddr_in6 = zeroed();
-        from.sin6_family = libc::AF_INET6 as u16;
-        from.sin6_addr.s6_addr = ip.octets();
-        from.sin6_scope_id = if ip.is_unicast_link_local() { index } else { 0 };
-        check(libc::bind(fd.as_raw_fd(), (&raw const from).cast(), size_of::<libc::sockaddr_in6>() as u32))?;
-        let mut to: libc::sockaddr_in6 = zeroed();
-        to.sin6_family = libc::AF_INET6 as u16;
-        to.sin6_addr.s6_addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1).octets();
-        to.sin6_scope_id = index;
-        let packet = neighbour_advertisement(mac, ip);
-        check(libc::sendto(
-            fd.as_raw_fd(),
-            packet.as_ptr().cast(),
-            packet.len(),
-            0,
-            (&raw const to).cast(),
-            size_of::<libc::sockaddr_in6>() as u32,
-        ) as i32)?;
-    }
-    Ok(())
+    let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6))?;
+    socket.set_multicast_hops_v6(255)?; // RFC 4861: neighbour discovery packets carry hop limit 255
+    socket.set_multicast_if_v6(index)?;
+    let scope = if ip.is_unicast_link_local() { index } else { 0 };
+    socket.bind(&SocketAddrV6::new(ip, 0, 0, scope).into())?;
+    let all_nodes = SocketAddrV6::new(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), 0, 0, index);
+    socket.send_to(&neighbour_advertisement(mac, ip), &all_nodes.into()).map(drop)
 }
 
 /// The ARP packets seen on interface `index` within `timeout` (for tests and probes).
 /// Closing a packet socket costs an RCU grace period (~15 ms), so this is no hot path.
 pub fn capture_arp(index: u32, timeout: Duration) -> io::Result<Vec<[u8; 28]>> {
-    let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(ETH_P_ARP.to_be()))?;
-    // SAFETY: plain-data address, filled below.
-    let mut at: libc::sockaddr_ll = unsafe { zeroed() };
-    at.sll_family = libc::AF_PACKET as u16;
-    at.sll_protocol = ETH_P_ARP.to_be();
-    at.sll_ifindex = index as i32;
-    // SAFETY: `at` is a valid sockaddr_ll of the size given.
-    check(unsafe { libc::bind(fd.as_raw_fd(), (&raw const at).cast(), size_of::<libc::sockaddr_ll>() as u32) })?;
+    let socket = arp_socket()?;
+    socket.bind(&packet_addr(index, None))?;
     let end = Instant::now() + timeout;
     let mut out = Vec::new();
     while let Some(left) = end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-        let tv = libc::timeval { tv_sec: left.as_secs() as i64, tv_usec: i64::from(left.subsec_micros()).max(1) };
-        // SAFETY: setsockopt/recv get pointers to live buffers of the declared sizes.
-        unsafe {
-            check(libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVTIMEO,
-                (&raw const tv).cast(),
-                size_of::<libc::timeval>() as u32,
-            ))?;
-            let mut buf = [0u8; 64];
-            let n = libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0);
-            if n >= 28 {
-                out.push(buf[..28].try_into().expect("28 bytes"));
-            } else if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
-            }
+        // At least a microsecond: a zero timeout would mean "wait forever".
+        socket.set_read_timeout(Some(left.max(Duration::from_micros(1))))?;
+        let mut buf = [0u8; 64];
+        match (&socket).read(&mut buf) {
+            Ok(n) if n >= 28 => out.push(buf[..28].try_into().expect("28 bytes")),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(out)

@@ -90,6 +90,15 @@ impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
     }
 }
 
+/// A kernel failure in a CNI plugin is CNI error 999 with the whole story, so plugins
+/// can use `?` on this crate's calls. It lives here because the orphan rule allows it
+/// only in the crate of one of the two types, and `underlay` does not depend on this crate.
+impl From<Error> for underlay::cni::CniError {
+    fn from(e: Error) -> underlay::cni::CniError {
+        underlay::cni::CniError::kernel(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,14 @@
 //! Ipvlan links (children share the parent's MAC: what clouds that filter unknown MACs
 //! accept) and 802.1Q VLAN sub-interfaces (`enp0s3.10`).
 
-use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::str::FromStr;
 
 use netlink_packet_route::link::{InfoIpVlan, InfoVlan, IpVlanFlags, IpVlanMode};
 use rtnetlink::{LinkIpVlan, LinkVlan};
 
 use crate::error::{Context, Result};
 use crate::netlink::Netlink;
+use crate::spelling::spelled;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpvlanMode {
@@ -26,15 +25,10 @@ pub enum IpvlanFlag {
     Vepa,
 }
 
-impl IpvlanMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IpvlanMode::L2 => "l2",
-            IpvlanMode::L3 => "l3",
-            IpvlanMode::L3s => "l3s",
-        }
-    }
+spelled!(IpvlanMode, "ipvlan mode", { L2 => "l2", L3 => "l3", L3s => "l3s" });
+spelled!(IpvlanFlag, "ipvlan flag", { Bridge => "bridge", Private => "private", Vepa => "vepa" });
 
+impl IpvlanMode {
     fn to_kernel(self) -> IpVlanMode {
         match self {
             IpvlanMode::L2 => IpVlanMode::L2,
@@ -54,14 +48,6 @@ impl IpvlanMode {
 }
 
 impl IpvlanFlag {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IpvlanFlag::Bridge => "bridge",
-            IpvlanFlag::Private => "private",
-            IpvlanFlag::Vepa => "vepa",
-        }
-    }
-
     fn to_kernel(self) -> IpVlanFlags {
         match self {
             IpvlanFlag::Bridge => IpVlanFlags::empty(),
@@ -80,27 +66,6 @@ impl IpvlanFlag {
         }
     }
 }
-
-macro_rules! display_and_parse {
-    ($t:ty, $what:literal, [$($v:expr),+]) => {
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $t {
-            type Err = String;
-            fn from_str(s: &str) -> std::result::Result<Self, String> {
-                [$($v),+].into_iter().find(|m| m.as_str() == s).ok_or_else(|| {
-                    let all: Vec<&str> = [$($v),+].iter().map(|m| m.as_str()).collect();
-                    format!(concat!("unknown ", $what, " \"{}\"; expected {}"), s, all.join(", "))
-                })
-            }
-        }
-    };
-}
-display_and_parse!(IpvlanMode, "ipvlan mode", [IpvlanMode::L2, IpvlanMode::L3, IpvlanMode::L3s]);
-display_and_parse!(IpvlanFlag, "ipvlan flag", [IpvlanFlag::Bridge, IpvlanFlag::Private, IpvlanFlag::Vepa]);
 
 /// An ipvlan's settings as read back from the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

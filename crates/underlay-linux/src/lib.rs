@@ -17,6 +17,7 @@ pub mod probe;
 pub mod reach;
 pub mod route;
 pub mod shim;
+mod spelling;
 pub mod support;
 pub mod sysctl;
 pub mod veth;

@@ -3,8 +3,7 @@
 
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    State,
+    InfoBridgePort, InfoData, InfoPortData, InfoPortKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, State,
 };
 use rtnetlink::{LinkMessageBuilder, LinkUnspec};
 use underlay::MacAddr;
@@ -232,20 +231,5 @@ impl Netlink {
         self.request(RouteNetlinkMessage::NewLink(msg), 0)
             .map(drop)
             .with_context(|| format!("set bridge port options on link #{index}"))
-    }
-
-    /// Changes the allowed source MACs of a macvlan in `source` mode (replaces the list).
-    pub fn set_macvlan_sources(&mut self, index: u32, macs: &[MacAddr]) -> Result<()> {
-        let data = crate::macvlan::source_list_attrs(macs);
-        let msg = LinkMessageBuilder::<LinkUnspec>::default()
-            .index(index)
-            .append_extra_attribute(LinkAttribute::LinkInfo(vec![
-                LinkInfo::Kind(InfoKind::MacVlan),
-                LinkInfo::Data(InfoData::MacVlan(data)),
-            ]))
-            .build();
-        self.request(RouteNetlinkMessage::NewLink(msg), 0)
-            .map(drop)
-            .with_context(|| format!("set source MACs on macvlan #{index}"))
     }
 }

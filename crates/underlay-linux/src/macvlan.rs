@@ -1,8 +1,6 @@
 //! Macvlan links: every mode the kernel has, including `source` with its MAC allow-list.
 
-use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::str::FromStr;
 
 use netlink_packet_route::link::{InfoMacVlan, MacVlanMacAddressMode, MacVlanMode};
 use rtnetlink::LinkMacVlan;
@@ -10,6 +8,7 @@ use underlay::MacAddr;
 
 use crate::error::{Context, Result};
 use crate::netlink::Netlink;
+use crate::spelling::spelled;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MacvlanMode {
@@ -25,20 +24,15 @@ pub enum MacvlanMode {
     Source,
 }
 
+spelled!(MacvlanMode, "macvlan mode", {
+    Bridge => "bridge",
+    Private => "private",
+    Vepa => "vepa",
+    Passthru => "passthru",
+    Source => "source",
+});
+
 impl MacvlanMode {
-    pub const ALL: [MacvlanMode; 5] =
-        [MacvlanMode::Bridge, MacvlanMode::Private, MacvlanMode::Vepa, MacvlanMode::Passthru, MacvlanMode::Source];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MacvlanMode::Bridge => "bridge",
-            MacvlanMode::Private => "private",
-            MacvlanMode::Vepa => "vepa",
-            MacvlanMode::Passthru => "passthru",
-            MacvlanMode::Source => "source",
-        }
-    }
-
     fn to_kernel(self) -> MacVlanMode {
         match self {
             MacvlanMode::Bridge => MacVlanMode::Bridge,
@@ -58,22 +52,6 @@ impl MacvlanMode {
             MacVlanMode::Source => MacvlanMode::Source,
             _ => return None,
         })
-    }
-}
-
-impl fmt::Display for MacvlanMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for MacvlanMode {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        MacvlanMode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == s)
-            .ok_or_else(|| format!("unknown macvlan mode \"{s}\"; expected bridge, private, vepa, passthru or source"))
     }
 }
 
@@ -171,7 +149,7 @@ mod tests {
 
     #[test]
     fn modes_parse_and_print() {
-        for m in MacvlanMode::ALL {
+        for &m in MacvlanMode::ALL {
             assert_eq!(m.as_str().parse::<MacvlanMode>().unwrap(), m);
             assert_eq!(MacvlanMode::from_kernel(m.to_kernel()), Some(m));
         }

@@ -8,7 +8,7 @@
 //! thread back (or aborts the process if it cannot).
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -152,13 +152,16 @@ impl Netns {
     /// A command whose process starts inside this namespace.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        let fd = self.file.as_raw_fd();
-        // SAFETY: only setns(2), which is async-signal-safe, runs between fork and exec;
-        // the fd stays open until exec because `self` outlives the spawn call.
+        // The closure owns its own descriptor (close-on-exec), so the Command works however
+        // long it outlives `self`. A failed dup fails the spawn, not this call.
+        let fd = self.file.as_fd().try_clone_to_owned().map_err(|e| e.raw_os_error().unwrap_or(libc::EMFILE));
+        // SAFETY: `pre_exec` itself is unsafe and std offers no safe way to run code
+        // between fork and exec. Only setns(2), which is async-signal-safe and allocates
+        // nothing, runs there (an OS error is built without allocating).
         unsafe {
-            cmd.pre_exec(move || {
-                let fd = BorrowedFd::borrow_raw(fd);
-                setns(fd, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from)
+            cmd.pre_exec(move || match &fd {
+                Ok(fd) => setns(fd, CloneFlags::CLONE_NEWNET).map_err(std::io::Error::from),
+                Err(errno) => Err(std::io::Error::from_raw_os_error(*errno)),
             });
         }
         cmd

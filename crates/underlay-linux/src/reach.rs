@@ -76,7 +76,8 @@ fn ping_here(ip: IpAddr, timeout: Duration) -> std::io::Result<bool> {
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => break,
             Err(e) => return Err(e),
         };
-        // SAFETY: recv_from initialised the first n bytes.
+        // SAFETY: socket2's recv_from (the one that also gives the sender) fills only
+        // uninitialised memory, so there is no safe form; it initialised the first n bytes.
         let data: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
         // IPv4 raw sockets hand over the IP header too.
         let icmp =

@@ -223,6 +223,16 @@ impl Netlink {
         };
         Ok(pick(true).or_else(|| pick(false)))
     }
+
+    /// The interface the default route leaves through: the parent every front-end takes
+    /// when none is named. `None` when there is no default route, it names no interface,
+    /// or that interface is gone.
+    pub fn default_route_link(&mut self) -> Result<Option<crate::Link>> {
+        match self.default_route()?.and_then(|r| r.oif) {
+            Some(oif) => self.link_by_index(oif),
+            None => Ok(None),
+        }
+    }
 }
 
 fn describe(verb: &str, r: &Route) -> String {

@@ -32,7 +32,7 @@ pub fn refuse_address(requested: &str, parent: &str) -> Option<String> {
     if net.prefix_len() == net.max_prefix_len() {
         return None;
     }
-    let host = IpNet::new(net.addr(), net.max_prefix_len()).expect("max prefix is valid");
+    let host = IpNet::from(net.addr());
     Some(format!(
         "refusing to give the shim {requested}: an address with prefix /{len} on a macvlan of {parent} adds a second \
          route to {subnet} beside {parent}'s own, and the host's traffic to its LAN (your SSH session too) can then \
@@ -47,7 +47,7 @@ pub fn refuse_address(requested: &str, parent: &str) -> Option<String> {
 pub fn create(nl: &mut Netlink, name: &str, parent: u32, address: IpAddr) -> Result<u32> {
     nl.create_macvlan(&MacvlanSpec::new(name, parent, MacvlanMode::Bridge))?;
     let link = nl.link(name)?;
-    let host = IpNet::new(address, if address.is_ipv4() { 32 } else { 128 }).expect("valid prefix");
+    let host = IpNet::from(address);
     let made = (|| -> Result<()> {
         if address.is_ipv6() {
             sysctl::ensure(&format!("net/ipv6/conf/{name}/disable_ipv6"), "0")?;

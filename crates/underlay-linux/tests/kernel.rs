@@ -34,7 +34,7 @@ fn macvlan_in_every_mode_reads_back_its_mode() {
     let w = world(WorldSpec::bare("mvmodes", 1));
     let mut nl = w.switch.netlink().unwrap();
     let sources: Vec<MacAddr> = vec!["02:00:00:00:00:01".parse().unwrap(), "02:00:00:00:00:02".parse().unwrap()];
-    for (i, mode) in MacvlanMode::ALL.into_iter().enumerate() {
+    for (i, mode) in MacvlanMode::ALL.iter().copied().enumerate() {
         // passthru takes the parent for itself, so each mode gets its own parent.
         let parent = veth_parent(&mut nl, &format!("par{i}"));
         let name = format!("mv-{mode}");
@@ -263,4 +263,19 @@ fn vlan_sub_interface_reads_back_its_id() {
     let parent = veth_parent(&mut nl, "enp0s3");
     nl.create_vlan("enp0s3.10", parent, 10).unwrap();
     assert_eq!(nl.link("enp0s3.10").unwrap().vlan_id, Some(10));
+}
+
+/// The Command owns what it needs: dropping the Netns it came from before the spawn
+/// still starts the process in that namespace (it used to setns a closed descriptor).
+#[test]
+fn a_command_outlives_the_netns_it_came_from() {
+    use std::os::unix::fs::MetadataExt;
+    let w = world(WorldSpec::bare("nscmd", 1));
+    let ns = Netns::open(w.switch.path()).unwrap();
+    let mut cmd = ns.command("readlink");
+    cmd.arg("/proc/self/ns/net");
+    drop(ns);
+    let out = cmd.output().expect("the command starts in the namespace");
+    let inode = std::fs::metadata(w.switch.path()).unwrap().ino();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("net:[{inode}]"));
 }

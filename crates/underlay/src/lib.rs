@@ -1,12 +1,18 @@
-//! underlay's vocabulary and pure logic: the CNI wire protocol (every spec version),
-//! hardware addresses, and (as it grows) IPAM. Nothing here talks to the kernel, so all
-//! of it is unit- and property-tested without privileges.
+//! underlay's vocabulary and its node-local machinery, without netlink: the CNI wire
+//! protocol (every spec version) and the plugin entry point; hardware addresses; IPAM
+//! with host-local's on-disk store (renameat2, linkat, the boot id and uptime from
+//! /proc); calling another plugin (exec'd from `CNI_PATH`, or run in-process when the
+//! ELF identity section of the binary found there says it is our own host-local); and
+//! crash-safe record files. Links, addresses, routes and namespaces belong to
+//! `underlay-linux`. Nothing here needs root: all of it is unit- and property-tested
+//! on a temporary directory.
 
 pub mod cni;
 pub mod identity;
 pub mod ipam;
 pub mod mac;
 pub mod safe_read;
+pub mod safe_write;
 pub mod undo;
 
 pub use mac::{HwAddr, MacAddr};

@@ -49,10 +49,6 @@ impl MacAddr {
         self.0 == [0; 6]
     }
 
-    pub fn is_broadcast(&self) -> bool {
-        self.0 == [0xff; 6]
-    }
-
     /// A usable interface address: not zero, not multicast or broadcast.
     pub fn is_unicast(&self) -> bool {
         !self.is_zero() && !self.is_multicast()

@@ -74,8 +74,7 @@ mod tests {
         std::fs::write(&ok, "nameserver 10.0.0.1\n").unwrap();
         assert_eq!(read_config_text(&ok, "ipam.resolvConf", CONFIG_FILE_CAP).unwrap(), "nameserver 10.0.0.1\n");
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let big = dir.path().join("big");
         std::fs::write(&big, vec![b'x'; 100]).unwrap();
         let started = Instant::now();

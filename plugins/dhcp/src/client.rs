@@ -41,10 +41,8 @@ pub fn open(netns: &Netns, ifname: &str) -> io::Result<UdpSocket> {
 
 fn xid() -> u32 {
     let mut b = [0u8; 4];
-    // SAFETY: the kernel writes at most 4 bytes into a 4-byte buffer we own.
-    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), 4, 0) };
     // A clock-based id is a fine fallback: xids only tell our own transactions apart.
-    if n != 4 {
+    if getrandom::fill(&mut b).is_err() {
         return std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())

@@ -14,8 +14,7 @@ pub fn at(step: &str) -> Result<(), CniError> {
     {
         match how {
             "kill" => {
-                // SAFETY: kill(2) on our own pid has no memory effects.
-                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
             }
             _ => return Err(CniError::io(format!("injected failure after {step}"))),
         }

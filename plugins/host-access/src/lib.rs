@@ -36,10 +36,6 @@ struct Conf {
     data_dir: Option<PathBuf>,
 }
 
-fn kernel(e: underlay_linux::Error) -> CniError {
-    CniError::kernel(e.to_string())
-}
-
 fn key(a: &Attachment) -> String {
     format!("{}/{}", a.container_id, a.ifname)
 }
@@ -95,21 +91,14 @@ impl Setup {
     }
 
     fn master(&self, nl: &mut Netlink) -> Result<underlay_linux::Link, CniError> {
-        let name = if self.conf.master.is_empty() {
-            let route = nl
-                .default_route()
-                .map_err(kernel)?
-                .ok_or_else(|| CniError::config("no master and no default route"))?;
-            nl.link_by_index(route.oif.unwrap_or(0)).map_err(kernel)?.map(|l| l.name).unwrap_or_default()
-        } else {
-            self.conf.master.clone()
-        };
-        nl.link_by_name(&name).map_err(kernel)?.ok_or_else(|| CniError::config(format!("master \"{name}\" not found")))
+        if self.conf.master.is_empty() {
+            return nl
+                .default_route_link()?
+                .ok_or_else(|| CniError::config("no master and no default route with an interface"));
+        }
+        let name = &self.conf.master;
+        nl.link_by_name(name)?.ok_or_else(|| CniError::config(format!("master \"{name}\" not found")))
     }
-}
-
-fn host(ip: IpAddr) -> IpNet {
-    IpNet::new(ip, if ip.is_ipv4() { 32 } else { 128 }).expect("valid prefix")
 }
 
 /// The pod's addresses of the shim's family.
@@ -154,32 +143,32 @@ impl HostAccess {
     ) -> Result<(), CniError> {
         let master = s.master(nl)?;
         let name = s.shim_name();
-        let index = match nl.link_by_name(&name).map_err(kernel)? {
+        let index = match nl.link_by_name(&name)? {
             Some(l) => l.index,
             None => {
                 // Record first: what the sysctls are now and which shim is ours, so a
                 // failure or a kill in any later step leaves something to undo from.
                 if store.record.sysctls.is_empty() {
-                    store.record.sysctls = shim::arp_flux_values(&[master.name.as_str()]).map_err(kernel)?;
+                    store.record.sysctls = shim::arp_flux_values(&[master.name.as_str()])?;
                 }
                 store.record.shim = name.clone();
                 store.record.address = Some(s.address);
                 store.save()?;
                 fault::at("recorded")?;
-                let index = shim::create(nl, &name, master.index, s.address).map_err(kernel)?;
+                let index = shim::create(nl, &name, master.index, s.address)?;
                 fault::at("shim")?;
                 index
             }
         };
         // Also when the shim was already there: a kill may have come before this.
-        shim::stop_arp_flux(&[master.name.as_str(), name.as_str()]).map_err(kernel)?;
+        shim::stop_arp_flux(&[master.name.as_str(), name.as_str()])?;
         fault::at("sysctl")?;
         for ip in ips {
-            let route = shim::route(host(*ip), index, s.address);
+            let route = shim::route(IpNet::from(*ip), index, s.address);
             match nl.add_route(&route) {
                 Ok(()) => made.routes.push(route),
                 Err(e) if e.is(Errno::EEXIST) => {}
-                Err(e) => return Err(kernel(e)),
+                Err(e) => return Err(CniError::from(e)),
             }
         }
         fault::at("route")?;
@@ -204,7 +193,7 @@ impl Plugin for HostAccess {
             )));
         }
         let mut store = Store::open(&s.dir(), &s.network)?;
-        let mut nl = Netlink::new().map_err(kernel)?;
+        let mut nl = Netlink::new()?;
         let pod = key(&attachment(call));
         let mut made = Made::default();
         let had = store.record.pods.contains_key(&pod);
@@ -231,16 +220,16 @@ impl Plugin for HostAccess {
     fn del(&self, call: &Call) -> Result<(), CniError> {
         let s = setup(call)?;
         let mut store = Store::open(&s.dir(), &s.network)?;
-        let mut nl = Netlink::new().map_err(kernel)?;
+        let mut nl = Netlink::new()?;
         let recorded = store.record.pods.remove(&key(&attachment(call)));
         let ips = match (recorded, call.prev_result()?) {
             (Some(ips), _) => ips,
             (None, Some(prev)) => pod_ips(&prev, s.address),
             (None, None) => vec![],
         };
-        if let Some(shim_link) = nl.link_by_name(&s.shim_name()).map_err(kernel)? {
+        if let Some(shim_link) = nl.link_by_name(&s.shim_name())? {
             for ip in ips {
-                let _ = nl.del_route(&shim::route(host(ip), shim_link.index, s.address));
+                let _ = nl.del_route(&shim::route(IpNet::from(ip), shim_link.index, s.address));
             }
         }
         fault::at("del-routes")?;
@@ -253,14 +242,14 @@ impl Plugin for HostAccess {
     fn check(&self, call: &Call) -> Result<(), CniError> {
         let s = setup(call)?;
         let prev = call.prev_result()?.ok_or_else(|| CniError::config("CHECK needs prevResult"))?;
-        let mut nl = Netlink::new().map_err(kernel)?;
+        let mut nl = Netlink::new()?;
         let name = s.shim_name();
-        let shim_link = nl.link_by_name(&name).map_err(kernel)?.filter(|l| l.up).ok_or_else(|| {
+        let shim_link = nl.link_by_name(&name)?.filter(|l| l.up).ok_or_else(|| {
             CniError::new(code::CHECK_FAILED, format!("the host-access shim {name} is missing or down"))
         })?;
-        let routes = nl.routes().map_err(kernel)?;
+        let routes = nl.routes()?;
         for ip in pod_ips(&prev, s.address) {
-            if !routes.iter().any(|r| r.dst == host(ip) && r.oif == Some(shim_link.index)) {
+            if !routes.iter().any(|r| r.dst == IpNet::from(ip) && r.oif == Some(shim_link.index)) {
                 return Err(CniError::new(code::CHECK_FAILED, format!("no host route to {ip} through {name}")));
             }
         }
@@ -269,7 +258,7 @@ impl Plugin for HostAccess {
 
     fn status(&self, call: &Call) -> Result<(), CniError> {
         let s = setup(call)?;
-        let mut nl = Netlink::new().map_err(kernel)?;
+        let mut nl = Netlink::new()?;
         s.master(&mut nl).map(drop).map_err(|e| CniError::not_available(e.msg))
     }
 
@@ -277,13 +266,13 @@ impl Plugin for HostAccess {
         let s = setup(call)?;
         let valid: Vec<String> = call.conf.valid_attachments()?.iter().map(key).collect();
         let mut store = Store::open(&s.dir(), &s.network)?;
-        let mut nl = Netlink::new().map_err(kernel)?;
-        let shim_link = nl.link_by_name(&s.shim_name()).map_err(kernel)?;
+        let mut nl = Netlink::new()?;
+        let shim_link = nl.link_by_name(&s.shim_name())?;
         let stale: Vec<String> = store.record.pods.keys().filter(|k| !valid.contains(k)).cloned().collect();
         for k in stale {
             for ip in store.record.pods.remove(&k).unwrap_or_default() {
                 if let Some(l) = &shim_link {
-                    let _ = nl.del_route(&shim::route(host(ip), l.index, s.address));
+                    let _ = nl.del_route(&shim::route(IpNet::from(ip), l.index, s.address));
                 }
             }
         }

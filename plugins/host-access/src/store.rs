@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use underlay::cni::CniError;
+use underlay::cni::error::io_error;
 use underlay_linux::shim::Saved;
 
 /// A record is a few hundred bytes per pod; anything far larger is not ours.
@@ -37,7 +38,7 @@ pub struct Store {
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> CniError {
-    CniError::io(format!("{what} {}: {e}", path.display()))
+    io_error(format!("{what} {}", path.display()), e)
 }
 
 impl Store {
@@ -66,17 +67,10 @@ impl Store {
                 _ => Ok(()),
             };
         }
-        let tmp = self.path.with_extension("tmp");
-        let _ = fs::remove_file(&tmp);
-        let bytes = serde_json::to_vec_pretty(&self.record).expect("a record serializes");
-        OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes).and_then(|()| f.sync_all()))
-            .and_then(|()| fs::rename(&tmp, &self.path))
-            .map_err(|e| io("write", &self.path, e))
+        // The crash tests make this write fail (the temporary's name is random, so they
+        // cannot block it with a file in its place).
+        crate::fault::at("write-record")?;
+        underlay::safe_write::write_json(&self.path, &self.record).map_err(|e| io("write", &self.path, e))
     }
 }
 

@@ -133,10 +133,8 @@ fn an_unusable_record_path_or_address_changes_nothing() {
     let data = tempfile::tempdir().unwrap();
     let before = snapshot(&w, data.path());
     // The record cannot be written: refused before the shim is made.
-    std::fs::create_dir(data.path().join("lan.tmp")).unwrap();
     let c = conf(data.path(), "192.168.1.254", "192.168.1.130/24");
-    assert!(matches!(call(&w, "ADD", "c1", &c, None), Out::Failed(5, _)));
-    std::fs::remove_dir(data.path().join("lan.tmp")).unwrap();
+    assert!(matches!(call(&w, "ADD", "c1", &c, Some("write-record:fail")), Out::Failed(5, _)));
     assert_eq!(snapshot(&w, data.path()), before);
     for (address, pod) in [
         ("255.255.255.255", "192.168.1.130/24"),

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use underlay::cni::{Attachment, Call, CniError, CniResult, Plugin, code};
-use underlay::ipam::{RangeSet, host_local};
+use underlay::ipam::{RangeSet, host_local, to_u128};
 
 pub use conf::{EtcdConf, IpamConf};
 use store::EtcdStore;
@@ -102,18 +102,11 @@ pub fn add_in(store: &mut EtcdStore, conf: &IpamConf, owner: &Attachment) -> Res
     }
 }
 
-fn as_u128(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
 /// How many addresses of `set` can be handed out: its ranges less the gateways and
 /// the excluded addresses.
 pub fn capacity(set: &RangeSet, exclude: &[IpNet]) -> u128 {
     // Excluded intervals, merged so overlaps count once.
-    let mut ex: Vec<(u128, u128)> = exclude.iter().map(|n| (as_u128(n.network()), as_u128(n.broadcast()))).collect();
+    let mut ex: Vec<(u128, u128)> = exclude.iter().map(|n| (to_u128(n.network()), to_u128(n.broadcast()))).collect();
     ex.sort();
     let mut merged: Vec<(u128, u128)> = Vec::new();
     for (a, b) in ex {
@@ -124,7 +117,7 @@ pub fn capacity(set: &RangeSet, exclude: &[IpNet]) -> u128 {
     }
     let mut total = 0u128;
     for r in &set.0 {
-        let (s, e) = (as_u128(r.start), as_u128(r.end));
+        let (s, e) = (to_u128(r.start), to_u128(r.end));
         let mut n = e - s + 1;
         for (a, b) in &merged {
             let (lo, hi) = (s.max(*a), e.min(*b));
@@ -132,7 +125,7 @@ pub fn capacity(set: &RangeSet, exclude: &[IpNet]) -> u128 {
                 n -= hi - lo + 1;
             }
         }
-        let gw = as_u128(r.gateway);
+        let gw = to_u128(r.gateway);
         if (s..=e).contains(&gw) && !merged.iter().any(|(a, b)| (*a..=*b).contains(&gw)) {
             n -= 1;
         }

@@ -18,8 +18,8 @@ use std::net::IpAddr;
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use underlay::cni::{Attachment, CniError};
-use underlay::ipam::RangeSet;
 use underlay::ipam::store::Store;
+use underlay::ipam::{RangeSet, from_u128, to_u128};
 
 use crate::conf::IpamConf;
 use crate::etcd::{Etcd, Kv};
@@ -28,20 +28,6 @@ pub use crate::keys::{Keys, Record};
 
 /// Addresses read per window while looking for a free one.
 const WINDOW: u128 = 128;
-
-fn as_u128(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(a) => u128::from(u32::from(a)),
-        IpAddr::V6(a) => u128::from(a),
-    }
-}
-
-fn like(n: u128, family: IpAddr) -> Option<IpAddr> {
-    match family {
-        IpAddr::V4(_) => u32::try_from(n).ok().map(|v| IpAddr::V4(v.into())),
-        IpAddr::V6(_) => Some(IpAddr::V6(n.into())),
-    }
-}
 
 /// Scatters hashes of similar names ("node1", "node2") over the range (MurmurHash3's finalizer).
 fn spread(mut h: u64) -> u64 {
@@ -85,7 +71,7 @@ struct View {
 
 impl View {
     fn covers(&self, ip: IpAddr) -> bool {
-        let n = as_u128(ip);
+        let n = to_u128(ip);
         self.windows.iter().any(|(a, b, v4)| *v4 == ip.is_ipv4() && (*a..=*b).contains(&n))
     }
 }
@@ -121,14 +107,8 @@ impl<'c> EtcdStore<'c> {
         let set = self.conf.ranges.range_sets.iter().find(|s| s.contains(ip))?;
         let size = set.size();
         // RandomState is seeded afresh in each process: random enough to scatter.
-        let mut k = u128::from(std::collections::hash_map::RandomState::new().hash_one(ip)) % size.max(1);
-        for r in &set.0 {
-            if k < r.size() {
-                return like(as_u128(r.start) + k, r.start).filter(|t| *t != r.gateway && *t != ip);
-            }
-            k -= r.size();
-        }
-        None
+        let k = u128::from(std::collections::hash_map::RandomState::new().hash_one(ip)) % size.max(1);
+        set.nth(k).filter(|t| *t != ip && set.range_for(*t).is_some_and(|r| r.gateway != *t))
     }
 
     /// What an allocation for `owner` starts from, in one round trip, once.
@@ -157,13 +137,13 @@ impl<'c> EtcdStore<'c> {
     /// Whether `ip` is held, reading the window of addresses from it when needed.
     fn taken(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
         if !self.view(owner)?.covers(ip) {
-            let first = as_u128(ip);
+            let first = to_u128(ip);
             let max = if ip.is_ipv4() { u128::from(u32::MAX) } else { u128::MAX };
             let last = first.saturating_add(WINDOW - 1).min(max);
             let start = self.keys.ip(ip);
             // One past the window; past the family's last address, "g" (after every
             // hex digit) ends the family's keys.
-            let end = match like(last.wrapping_add(1), ip).filter(|_| last < max) {
+            let end = match (last < max).then(|| from_u128(last + 1, ip)) {
                 Some(next) => self.keys.ip(next),
                 None => format!("{}g", &start[..=start.rfind('/').expect("a key has slashes")]),
             };
@@ -200,14 +180,7 @@ impl<'c> EtcdStore<'c> {
         if size == 0 {
             return None;
         }
-        let mut k = u128::from(spread(underlay::stable_hash(self.conf.node.bytes()))) % size;
-        for r in &set.0 {
-            if k < r.size() {
-                return like(as_u128(r.start) + k, r.start);
-            }
-            k -= r.size();
-        }
-        None
+        set.nth(u128::from(spread(underlay::stable_hash(self.conf.node.bytes()))) % size)
     }
 
     /// Holds `ip` for `owner` outside allocation (a network's aux address): claimed

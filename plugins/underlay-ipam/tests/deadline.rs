@@ -106,7 +106,8 @@ impl MuteResolver {
         use std::os::unix::process::CommandExt;
         let mut cmd = self.ns.as_ref().unwrap().command(bin());
         let resolv = std::ffi::CString::new(self.dir.path().join("resolv.conf").as_os_str().as_bytes()).unwrap();
-        // SAFETY: only unshare(2) and mount(2), async-signal-safe, run between fork and exec.
+        // SAFETY: std's `pre_exec` is unsafe and has no safe form; only unshare(2) and
+        // mount(2), async-signal-safe, run between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
                 use nix::mount::{MsFlags, mount};

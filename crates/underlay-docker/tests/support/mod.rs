@@ -4,11 +4,15 @@
 
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+use underlay_linux::world::{World, WorldSpec};
 
 pub const IMAGE: &str = "ulbusybox";
 
@@ -227,4 +231,61 @@ pub fn leftover_links(prefix: &str) -> Vec<String> {
         .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or("").to_string()))
         .filter(|n| n.starts_with(prefix))
         .collect()
+}
+
+/// One test at a time: they share /run/docker/plugins and the root namespace's links.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn driver_name(tag: &str) -> String {
+    format!("ul{tag}{}", std::process::id())
+}
+
+pub fn world(tag: &str) -> (World, String) {
+    let mut w = World::build(WorldSpec::seed(tag).nodes(1).pods(0)).expect("build test world (run as root)");
+    let port = w.root_port().expect("root port");
+    (w, port)
+}
+
+pub fn skip_without_docker(test: &str) -> bool {
+    if have_docker() {
+        return false;
+    }
+    panic!("{test}: dockerd or busybox missing: run scripts/deps");
+}
+
+pub fn records(dir: &std::path::Path, kind: &str) -> Vec<String> {
+    std::fs::read_dir(dir.join(kind))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// Reserved addresses in the IPAM store (files named by address).
+pub fn reservations(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for pool in std::fs::read_dir(dir.join("ipam")).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(pool.path()).into_iter().flatten().flatten() {
+            let n = f.file_name().to_string_lossy().into_owned();
+            if n.parse::<std::net::IpAddr>().is_ok() {
+                out.push(n);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn post(sock: &std::path::Path, path: &str, body: &[u8]) -> String {
+    let mut s = UnixStream::connect(sock).expect("connect plugin socket");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
 }

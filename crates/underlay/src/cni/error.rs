@@ -120,8 +120,12 @@ impl fmt::Display for CniError {
 
 impl std::error::Error for CniError {}
 
-/// Wraps an I/O failure, naming what was being done.
+/// Wraps an I/O failure, naming what was being done. ELOOP (from `O_NOFOLLOW`) gets
+/// words a person can act on.
 pub fn io_error(what: impl fmt::Display, err: std::io::Error) -> CniError {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        return CniError::io(format!("{what}: is a symbolic link; underlay's files are never opened through one"));
+    }
     CniError::io(format!("{what}: {err}"))
 }
 

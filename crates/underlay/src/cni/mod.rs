@@ -1,5 +1,5 @@
 //! The CNI protocol: versions, errors, environment, config, results, delegation and the
-//! plugin runner. Pure: no kernel access here.
+//! plugin runner. No netlink here; delegation execs the plugins a config names.
 
 pub mod args;
 pub mod conf;

@@ -84,11 +84,6 @@ impl Version {
         (Version::V0_3_0..Version::V1_0_0).contains(&self)
     }
 
-    /// CHECK exists since 0.4.0.
-    pub fn has_check(self) -> bool {
-        self >= Version::V0_4_0
-    }
-
     /// STATUS, GC and the extra interface/route fields exist since 1.1.0.
     pub fn has_1_1(self) -> bool {
         self >= Version::V1_1_0

@@ -11,18 +11,21 @@
 //! too, so reservations made before a reboot can be recognised.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, AtFlags, RenameFlags, renameat2};
+use nix::unistd::linkat;
 
 use super::boot::Boot;
 use super::owner_index::{OwnerIndex, Stamp, State, load_state, save_state, write_in_place};
 use super::store::{Store, decode_owner, encode_owner, read_small};
+use crate::cni::error::io_error;
 use crate::cni::{Attachment, CniError};
 
 const LAST_RESERVED: &str = "last_reserved_ip.";
@@ -44,10 +47,6 @@ pub struct DiskStore {
     _lock: File,
 }
 
-fn io(what: impl std::fmt::Display, e: std::io::Error) -> CniError {
-    CniError::io(format!("{what}: {e}"))
-}
-
 fn ip_named(entry: &fs::DirEntry) -> Option<IpAddr> {
     entry.file_name().to_str()?.parse().ok()
 }
@@ -67,10 +66,10 @@ impl DiskStore {
                 .mode(0o755)
                 .create(dir)
                 .and_then(|()| open_lock())
-                .map_err(|e| io(format_args!("create store {}", dir.display()), e))?,
-            other => other.map_err(|e| io(format_args!("open {}/lock", dir.display()), e))?,
+                .map_err(|e| io_error(format_args!("create store {}", dir.display()), e))?,
+            other => other.map_err(|e| io_error(format_args!("open {}/lock", dir.display()), e))?,
         };
-        lock.lock().map_err(|e| io(format_args!("lock {}/lock", dir.display()), e))?;
+        lock.lock().map_err(|e| io_error(format_args!("lock {}/lock", dir.display()), e))?;
         let mut store = DiskStore {
             dir: dir.to_path_buf(),
             index: OwnerIndex::Memory(HashMap::new()),
@@ -110,7 +109,7 @@ impl DiskStore {
 
     /// Every reservation file: (address, owner or `None` if unreadable).
     fn scan(&self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| io(format_args!("read {}", self.dir.display()), e))?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| io_error(format_args!("read {}", self.dir.display()), e))?;
         Ok(entries.flatten().filter_map(|e| Some((ip_named(&e)?, self.record_at(&e.path())))).collect())
     }
 
@@ -127,7 +126,7 @@ impl DiskStore {
     /// Drops reservation files last changed before the running boot started: their
     /// containers' namespaces died with the previous boot.
     fn reclaim_before(&mut self, btime: i64) -> Result<(), CniError> {
-        let entries = fs::read_dir(&self.dir).map_err(|e| io(format_args!("read {}", self.dir.display()), e))?;
+        let entries = fs::read_dir(&self.dir).map_err(|e| io_error(format_args!("read {}", self.dir.display()), e))?;
         for entry in entries.flatten() {
             let Some(ip) = ip_named(&entry) else { continue };
             let stale = entry.metadata().map(|m| m.ctime() < btime).unwrap_or(false);
@@ -195,25 +194,25 @@ impl DiskStore {
         let dest = self.dir.join(ip.to_string());
         let content = encode_owner(owner);
         let what = || format!("reserve {}", dest.display());
-        if let Some(taken) = self.reuse_spare(&dest, content.as_bytes()).map_err(|e| io(what(), e))? {
+        if let Some(taken) = self.reuse_spare(&dest, content.as_bytes()).map_err(|e| io_error(what(), e))? {
             return Ok(taken);
         }
         match OpenOptions::new().write(true).mode(0o600).custom_flags(libc::O_TMPFILE).open(&self.dir) {
             Ok(mut f) => {
-                f.write_all(content.as_bytes()).map_err(|e| io(what(), e))?;
-                return link_fd(&f, &dest).map_err(|e| io(what(), e));
+                f.write_all(content.as_bytes()).map_err(|e| io_error(what(), e))?;
+                return link_fd(&f, &dest).map_err(|e| io_error(what(), e));
             }
             Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => {}
-            Err(e) => return Err(io(what(), e)),
+            Err(e) => return Err(io_error(what(), e)),
         }
         let mut f = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&dest) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(io(what(), e)),
+            Err(e) => return Err(io_error(what(), e)),
         };
         if let Err(e) = f.write_all(content.as_bytes()) {
             let _ = fs::remove_file(&dest);
-            return Err(io(what(), e));
+            return Err(io_error(what(), e));
         }
         Ok(true)
     }
@@ -265,37 +264,23 @@ impl DiskStore {
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io(format_args!("release {}", path.display()), e)),
+            Err(e) => Err(io_error(format_args!("release {}", path.display()), e)),
         }
     }
 }
 
-fn cstr(p: &Path) -> std::io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| ErrorKind::InvalidInput.into())
-}
-
 /// rename(2) that fails with EEXIST instead of replacing `to`.
 fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    let (from, to) = (cstr(from)?, cstr(to)?);
-    // SAFETY: both paths are valid NUL-terminated strings for the duration of the call.
-    let r =
-        unsafe { libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE) };
-    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE).map_err(std::io::Error::from)
 }
 
 /// Gives the unnamed file `f` the name `dest`; `Ok(false)` if `dest` exists.
 fn link_fd(f: &File, dest: &Path) -> std::io::Result<bool> {
-    let from = CString::new(format!("/proc/self/fd/{}", f.as_raw_fd())).expect("no NUL");
-    let to = cstr(dest)?;
-    // SAFETY: both paths are valid NUL-terminated strings for the duration of the call.
-    let r =
-        unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
-    if r == 0 {
-        return Ok(true);
-    }
-    match std::io::Error::last_os_error() {
-        e if e.kind() == ErrorKind::AlreadyExists => Ok(false),
-        e => Err(e),
+    let from = format!("/proc/self/fd/{}", f.as_raw_fd());
+    match linkat(AT_FDCWD, from.as_str(), AT_FDCWD, dest, AtFlags::AT_SYMLINK_FOLLOW) {
+        Ok(()) => Ok(true),
+        Err(Errno::EEXIST) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -165,9 +165,7 @@ fn planted_fifos_devices_and_links_neither_block_nor_flood() {
     drop(DiskStore::open(&dir, &b, true).unwrap());
     // A FIFO with a writer would block a read forever; /dev/zero would never end.
     for n in ["10.0.0.5", "last_reserved_ip.0"] {
-        let c = std::ffi::CString::new(dir.join(n).into_os_string().into_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&dir.join(n), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     }
     std::os::unix::fs::symlink("/dev/zero", dir.join("10.0.0.6")).unwrap();
     let writers: Vec<_> = ["10.0.0.5", "last_reserved_ip.0"]

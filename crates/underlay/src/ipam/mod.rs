@@ -13,4 +13,4 @@ pub mod resolv;
 pub mod store;
 
 pub use conf::HostLocalConf;
-pub use range::{Range, RangeConf, RangeSet};
+pub use range::{Range, RangeConf, RangeSet, from_u128, to_u128};

@@ -11,8 +11,10 @@ use std::net::IpAddr;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::time::{ClockId, clock_gettime};
 use serde::{Deserialize, Serialize};
 
+use crate::cni::error::io_error;
 use crate::cni::{Attachment, CniError};
 
 /// Few enough that all of them are created once, when the index is first built (on
@@ -32,7 +34,7 @@ pub(super) struct Stamp {
 
 impl Stamp {
     pub(super) fn of(dir: &Path) -> Result<Stamp, CniError> {
-        let m = fs::metadata(dir).map_err(|e| io(format_args!("stat {}", dir.display()), e))?;
+        let m = fs::metadata(dir).map_err(|e| io_error(format_args!("stat {}", dir.display()), e))?;
         Ok(Stamp { ino: m.ino(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) })
     }
 
@@ -49,10 +51,11 @@ impl Stamp {
 /// The kernel's coarse clock, which stamps file times on file systems without
 /// fine-grained timestamps (ramfs, ext4 before 6.13).
 fn coarse_now() -> (i64, i64) {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime writes one timespec into a valid pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    (ts.tv_sec, ts.tv_nsec)
+    match clock_gettime(ClockId::CLOCK_REALTIME_COARSE) {
+        Ok(ts) => (ts.tv_sec(), ts.tv_nsec()),
+        // Never on Linux; the zero stamp only makes the next read look changed.
+        Err(_) => (0, 0),
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -68,18 +71,11 @@ pub(super) enum OwnerIndex {
     Memory(HashMap<Attachment, Vec<IpAddr>>),
 }
 
-fn io(what: impl std::fmt::Display, e: std::io::Error) -> CniError {
-    if e.raw_os_error() == Some(libc::ELOOP) {
-        return CniError::io(format!("{what}: is a symbolic link; underlay's files are never opened through one"));
-    }
-    CniError::io(format!("{what}: {e}"))
-}
-
 /// Reads a file of the side directory without following a symbolic link there (someone
 /// who can write the directory must not make us read or write elsewhere). `None` when
 /// it does not exist.
 pub(super) fn read_nofollow(path: &Path) -> Result<Option<Vec<u8>>, CniError> {
-    read_nofollow_io(path).map_err(|e| io(format_args!("read {}", path.display()), e))
+    read_nofollow_io(path).map_err(|e| io_error(format_args!("read {}", path.display()), e))
 }
 
 fn read_nofollow_io(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
@@ -106,10 +102,10 @@ pub(super) fn write_in_place(path: &Path, content: &[u8]) -> Result<(), CniError
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| io(format_args!("open {}", path.display()), e))?;
+        .map_err(|e| io_error(format_args!("open {}", path.display()), e))?;
     f.write_all_at(content, 0)
         .and_then(|()| f.set_len(content.len() as u64))
-        .map_err(|e| io(format_args!("write {}", path.display()), e))
+        .map_err(|e| io_error(format_args!("write {}", path.display()), e))
 }
 
 fn bucket_of(owner: &Attachment) -> u64 {

@@ -32,14 +32,15 @@ pub struct Range {
 }
 
 /// An address as a number, so ranges of either family share one piece of arithmetic.
-pub(crate) fn to_u128(ip: IpAddr) -> u128 {
+pub fn to_u128(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(a) => u128::from(u32::from(a)),
         IpAddr::V6(a) => u128::from(a),
     }
 }
 
-pub(crate) fn from_u128(n: u128, like: IpAddr) -> IpAddr {
+/// The address numbered `n` in `like`'s family (an IPv4 `n` keeps its low 32 bits).
+pub fn from_u128(n: u128, like: IpAddr) -> IpAddr {
     match like {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
@@ -171,6 +172,18 @@ impl RangeSet {
 
     pub fn size(&self) -> u128 {
         self.0.iter().map(Range::size).fold(0u128, u128::saturating_add)
+    }
+
+    /// The `k`-th address counting through the ranges in order, `size()` of them in all
+    /// (a gateway inside a range may be the answer: callers that care filter it).
+    pub fn nth(&self, mut k: u128) -> Option<IpAddr> {
+        for r in &self.0 {
+            if k < r.size() {
+                return Some(from_u128(to_u128(r.start) + k, r.start));
+            }
+            k -= r.size();
+        }
+        None
     }
 
     /// Candidates in allocation order: from just after `last` (or the first range's

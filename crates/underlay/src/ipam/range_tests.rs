@@ -104,3 +104,23 @@ proptest! {
         prop_assert!(!offered.contains(&at(1)));
     }
 }
+
+#[test]
+fn nth_counts_through_every_range_in_order() {
+    let mut a = conf("10.0.0.0/24");
+    (a.range_start, a.range_end) = (Some(ip("10.0.0.10")), Some(ip("10.0.0.12")));
+    let mut b = conf("10.0.1.0/24");
+    (b.range_start, b.range_end) = (Some(ip("10.0.1.5")), Some(ip("10.0.1.6")));
+    let set = RangeSet(vec![a.canonicalize().unwrap(), b.canonicalize().unwrap()]);
+    let all: Vec<_> = (0..set.size()).map(|k| set.nth(k).unwrap()).collect();
+    assert_eq!(all, [ip("10.0.0.10"), ip("10.0.0.11"), ip("10.0.0.12"), ip("10.0.1.5"), ip("10.0.1.6")]);
+    assert_eq!(set.nth(set.size()), None);
+}
+
+#[test]
+fn addresses_and_numbers_round_trip() {
+    for s in ["0.0.0.0", "10.1.2.3", "255.255.255.255", "::", "2001:db8::1", "ffff::ffff"] {
+        assert_eq!(from_u128(to_u128(ip(s)), ip(s)), ip(s));
+    }
+    assert_eq!(to_u128(ip("0.0.1.0")), 256);
+}
