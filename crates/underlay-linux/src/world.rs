@@ -169,6 +169,16 @@ impl World {
 
     /// Removes a namespace this world made (a node's switch port goes with it).
     pub fn remove(&mut self, name: &str) -> Result<()> {
+        // The switch's end of the cable goes first, at once: a deleted namespace frees
+        // its veth pair only when the kernel's cleanup gets to it, and a node plugged in
+        // again under the same role would find the port name still taken (EEXIST).
+        let port = match self.nodes.iter().find(|n| n.name() == name) {
+            Some(node) => Some(node.port.clone()),
+            None => name.rsplit_once('-').map(|(_, role)| format!("p-{role}")),
+        };
+        if let Some(port) = port {
+            self.switch.netlink()?.delete_link_by_name(&port)?;
+        }
         self.nodes.retain(|n| n.name() != name);
         self.made.retain(|n| n != name);
         Netns::delete(name)
