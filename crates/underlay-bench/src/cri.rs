@@ -7,12 +7,14 @@
 //! implementations take turns by swapping the `macvlan` and `host-local` links in its
 //! plugin directory (it execs them anew for each sandbox). containerd runs inside a test
 //! world's node, so nothing touches the root namespace. Beside it the floor (the
-//! smallest processes making ADD's and DEL's kernel calls for the same link) and each
-//! macvlan plugin's peak memory for ADD and DEL.
+//! smallest processes making ADD's and DEL's kernel calls for the same link), what
+//! containerd itself adds to a pod network whatever the plugins (a named namespace made
+//! and removed, the reference `loopback` plugin's ADD and DEL), and each macvlan
+//! plugin's peak memory for ADD and DEL.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use comfy_table::Table;
@@ -108,7 +110,7 @@ pub fn run(args: Args) -> Result<()> {
         Way { name: "reference plugins", plugins: Some(args.reference.clone()), samples: vec![] },
     ];
     let floor_pod = FloorPod::create()?;
-    let (mut floor_add, mut floor_del) = (Vec::new(), Vec::new());
+    let (mut floor_add, mut floor_del, mut own) = (Vec::new(), Vec::new(), Vec::new());
     eprintln!("{} interleaved rounds of RunPodSandbox + StopPodSandbox + RemovePodSandbox ...", args.rounds);
     for round in 0..=args.rounds {
         let n = ways.len();
@@ -125,9 +127,11 @@ pub fn run(args: Args) -> Result<()> {
         }
         floor_add.push(process_add_from(&node.netns, &floor_pod.0, &parent, "192.168.1.250/24".parse()?)?);
         floor_del.push(process_delete(&floor_pod.0)?);
+        own.push(containerd_part(&args.reference.join("loopback"))?);
     }
     let (fa, fd) = (percentiles(&floor_add).0, percentiles(&floor_del).0);
     let floor = fa + fd;
+    let own = percentiles(&own).0;
     let millis = |s: &[Duration]| s.iter().map(|d| d.as_secs_f64() * 1000.0).collect::<Vec<f64>>();
     let base = millis(&ways[0].samples);
     // Per round: the cycle minus the same round's baseline.
@@ -143,6 +147,7 @@ pub fn run(args: Args) -> Result<()> {
         "network share p50",
         "p25 .. p75",
         "share above the floor",
+        "above floor + containerd's part",
     ]);
     for (way, share) in ways.iter().zip(&shares) {
         let cycle = millis(&way.samples);
@@ -156,6 +161,7 @@ pub fn run(args: Args) -> Result<()> {
             if is_base { "-".into() } else { ms(median(share)) },
             if is_base { "-".into() } else { format!("{slo:.1} .. {shi:.1} ms") },
             if is_base { "-".into() } else { ms(median(share) - floor) },
+            if is_base { "-".into() } else { ms(median(share) - floor - own) },
         ]);
     }
     t.add_row([
@@ -164,6 +170,16 @@ pub fn run(args: Args) -> Result<()> {
         "-".into(),
         ms(floor),
         format!("ADD {} + DEL {}", ms(fa), ms(fd)),
+        "-".into(),
+        "-".into(),
+    ]);
+    t.add_row([
+        "containerd's part (netns + loopback)".to_string(),
+        "-".into(),
+        "-".into(),
+        ms(own),
+        "make + ADD + DEL + remove".into(),
+        "-".into(),
         "-".into(),
     ]);
     let peaks = [peak(&sibling("macvlan"), &node.netns, &floor_pod.0, &parent, tmp.path())?, {
@@ -215,6 +231,24 @@ fn peak(bin: &Path, node: &Netns, pod: &Netns, parent: &str, dir: &Path) -> Resu
         }
     };
     Ok((add, del))
+}
+
+/// What containerd does for any pod network besides our plugins' calls: a named
+/// namespace made, the reference `loopback` plugin's ADD and DEL in it, the namespace
+/// removed. Timed in one go.
+fn containerd_part(loopback: &Path) -> Result<Duration> {
+    let name = format!("ul-cbench-lo-{}", std::process::id());
+    let conf = br#"{"cniVersion": "1.0.0", "name": "lo", "type": "loopback"}"#;
+    let start = Instant::now();
+    let pod = FloorPod(Netns::create(&name)?, name);
+    for command in ["ADD", "DEL"] {
+        let mut c = Command::new(loopback);
+        c.env_clear().env("CNI_COMMAND", command).env("CNI_CONTAINERID", "lo").env("CNI_NETNS", pod.0.path());
+        c.env("CNI_IFNAME", "lo").env("CNI_PATH", loopback.parent().unwrap_or(Path::new("/")));
+        timed(&mut c, conf)?;
+    }
+    drop(pod);
+    Ok(start.elapsed())
 }
 
 /// The floor's pod namespace, deleted when dropped.
