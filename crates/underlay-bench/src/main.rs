@@ -7,6 +7,7 @@ mod docker;
 mod etcd_ipam;
 mod floor;
 mod host_local;
+mod interrupt;
 mod ipvlan;
 mod macvlan;
 mod measure;
