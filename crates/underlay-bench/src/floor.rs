@@ -65,7 +65,16 @@ pub fn process_add(pod: &Netns, master: &str, address: IpNet) -> Result<Duration
 
 /// As `process_add`, an l2 ipvlan when `ipvlan`.
 pub fn process_add_kind(pod: &Netns, master: &str, address: IpNet, ipvlan: bool) -> Result<Duration> {
-    let mut cmd = Command::new(std::env::current_exe()?);
+    add_in(Command::new(std::env::current_exe()?), pod, master, address, ipvlan)
+}
+
+/// As `process_add`, started in `node` (whose link `master` is): for a runtime that
+/// runs its plugins in a test world's node.
+pub fn process_add_from(node: &Netns, pod: &Netns, master: &str, address: IpNet) -> Result<Duration> {
+    add_in(node.command(std::env::current_exe()?), pod, master, address, false)
+}
+
+fn add_in(mut cmd: Command, pod: &Netns, master: &str, address: IpNet, ipvlan: bool) -> Result<Duration> {
     cmd.arg("add-link").arg(pod.path()).arg(master).arg("eth0").arg(address.to_string());
     if ipvlan {
         cmd.arg("--ipvlan");

@@ -1,10 +1,13 @@
 //! `underlay-bench`: runs our plugins and the reference plugins side by side, in the
 //! same run, and prints latencies, ratios and peak memory. A command, not a test.
 
+mod containerd;
+mod cri;
 mod docker;
 mod etcd_ipam;
 mod floor;
 mod host_local;
+mod interrupt;
 mod ipvlan;
 mod macvlan;
 mod measure;
@@ -35,6 +38,9 @@ enum Bench {
     Macvlan(macvlan::Args),
     /// podman run --rm with our plugins, the reference plugins and netavark, and the floor.
     Podman(podman::Args),
+    /// containerd CRI RunPodSandbox -> StopPodSandbox -> RemovePodSandbox with our plugins
+    /// and the reference plugins, against a sandbox in the node's network, and the floor.
+    Cri(cri::Args),
     /// docker run --rm with our Docker driver against Docker's built-in macvlan, and
     /// the driver daemon's peak memory.
     Docker(docker::Args),
@@ -70,6 +76,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Macvlan(args) => macvlan::run(if quick { args.quick() } else { args }),
         Bench::EtcdIpam(args) => etcd_ipam::run(if quick { args.quick() } else { args }),
         Bench::Scale(args) => scale::run(if quick { args.quick() } else { args }),
+        Bench::Cri(args) => cri::run(if quick { args.quick() } else { args }),
         Bench::Docker(args) => docker::run(if quick { args.quick() } else { args }),
         Bench::Podman(args) => podman::run(if quick { args.quick() } else { args }),
         Bench::DeleteLink { netns, ifname } => floor::delete_link(&netns, &ifname),

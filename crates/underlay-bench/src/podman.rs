@@ -45,7 +45,7 @@ struct Backend {
 }
 
 /// A root filesystem with busybox and its applets.
-fn busybox_rootfs(dir: &Path) -> Result<()> {
+pub(crate) fn busybox_rootfs(dir: &Path) -> Result<()> {
     let busybox = Path::new("/bin/busybox");
     ensure!(busybox.exists(), "/bin/busybox not found: install busybox-static (scripts/deps)");
     for d in ["bin", "proc", "sys", "dev", "etc", "tmp"] {

@@ -46,3 +46,13 @@ fn docker_runs() {
     let out = quick("docker");
     assert!(out.contains("ratio ours/builtin") && out.contains("VmHWM"), "{out}");
 }
+
+#[test]
+fn cri_runs() {
+    // containerd in a test world's node; macvlan and host-local beside underlay-bench.
+    let out = quick("cri");
+    assert!(
+        out.contains("network share") && out.contains("ratio ours/reference") && out.contains("DEL VmHWM"),
+        "{out}"
+    );
+}
