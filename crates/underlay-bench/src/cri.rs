@@ -87,7 +87,7 @@ fn median(samples: &[f64]) -> f64 {
 pub fn run(args: Args) -> Result<()> {
     // Ctrl-C stops between cycles, so the destructors below end containerd and remove
     // the world and the temporary files.
-    crate::interrupt::catch();
+    underlay_linux::interrupt::catch();
     let world =
         World::build(WorldSpec::seed("cbench").nodes(1).pods(0)).context("build the test world (run as root)")?;
     let node = &world.node(0);
@@ -118,7 +118,7 @@ pub fn run(args: Args) -> Result<()> {
     for round in 0..=args.rounds {
         let n = ways.len();
         for k in 0..n {
-            crate::interrupt::check()?;
+            underlay_linux::interrupt::check()?;
             let way = &mut ways[(round + k) % n];
             if let Some(dir) = &way.plugins {
                 use_plugins(&bin, dir)?;

@@ -7,7 +7,6 @@ mod docker;
 mod etcd_ipam;
 mod floor;
 mod host_local;
-mod interrupt;
 mod ipvlan;
 mod macvlan;
 mod measure;

@@ -98,7 +98,7 @@ fn populate(lab: &mut Lab, out: &Path) -> Result<()> {
     let mac = container(lab, &world).ok().map(|(_, _, mac)| mac.to_string());
     let files = topology::write(lab, out, mac)?;
     step(&format!("topology: {}", files.display()), t);
-    interrupt::check()
+    Ok(interrupt::check()?)
 }
 
 /// Starts `underlay-lab __lab-serve PORT` in `ns`, in its own process group (Ctrl-C on the

@@ -10,7 +10,6 @@ mod chart;
 mod check;
 mod claim;
 mod dhcp;
-mod interrupt;
 mod isolation;
 mod measured;
 mod modes;
@@ -23,8 +22,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-pub use interrupt::Interrupted;
 use underlay_cli::output::Format;
+use underlay_linux::interrupt;
+pub use underlay_linux::interrupt::Interrupted;
 
 /// The `underlay-lab` command line (here, not in main.rs, so the package's man page and
 /// completions are generated from it).

@@ -6,6 +6,8 @@ pub mod addr;
 pub mod announce;
 pub mod configure;
 pub mod error;
+#[cfg(feature = "world")]
+pub mod interrupt;
 pub mod ipvlan;
 pub mod link;
 pub mod macvlan;

@@ -1,6 +1,7 @@
-//! Ctrl-C during the lab: the first SIGINT/SIGTERM asks the current step to stop and
-//! everything the lab made so far to be removed; a second one ends the process at once
-//! (`underlay lab down` then cleans up).
+//! Ctrl-C while a test world is up (the lab, benchmarks): the first SIGINT/SIGTERM
+//! only marks the run as interrupted, so the current step stops and the destructors
+//! remove everything made so far (worlds, daemons, temporary files); a second one ends
+//! the process at once (`underlay lab down` then cleans up the lab's).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,6 +40,6 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 /// Fails with `Interrupted` once the user has asked to stop.
-pub fn check() -> anyhow::Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) { Err(Interrupted.into()) } else { Ok(()) }
+pub fn check() -> Result<(), Interrupted> {
+    if INTERRUPTED.load(Ordering::SeqCst) { Err(Interrupted) } else { Ok(()) }
 }
