@@ -68,10 +68,12 @@ impl Containerd {
             ),
         )?;
         // unshare and sh exec, so the PID is containerd's; the tmpfs keeps the plugins'
-        // stores at their default paths private.
+        // stores at their default paths private, and the one on /run/netns the sandboxes'
+        // namespace pins: a containerd ended mid-cycle leaves no file in the host's.
         let mut cmd = node.command("unshare");
         cmd.args(["-m", "--propagation", "slave", "sh", "-c"])
-            .arg("mkdir -p /var/lib/cni && mount -t tmpfs underlay-bench /var/lib/cni && exec \"$0\" --config \"$1\"")
+            .arg("mkdir -p /var/lib/cni /run/netns && mount -t tmpfs underlay-bench /var/lib/cni && \
+                  mount -t tmpfs underlay-bench /run/netns && exec \"$0\" --config \"$1\"")
             .arg(&containerd)
             .arg(&config);
         let child = cmd
