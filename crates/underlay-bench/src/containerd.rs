@@ -72,8 +72,10 @@ impl Containerd {
         // namespace pins: a containerd ended mid-cycle leaves no file in the host's.
         let mut cmd = node.command("unshare");
         cmd.args(["-m", "--propagation", "slave", "sh", "-c"])
-            .arg("mkdir -p /var/lib/cni /run/netns && mount -t tmpfs underlay-bench /var/lib/cni && \
-                  mount -t tmpfs underlay-bench /run/netns && exec \"$0\" --config \"$1\"")
+            .arg(
+                "mkdir -p /var/lib/cni /run/netns && mount -t tmpfs underlay-bench /var/lib/cni && \
+                  mount -t tmpfs underlay-bench /run/netns && exec \"$0\" --config \"$1\"",
+            )
             .arg(&containerd)
             .arg(&config);
         let child = cmd
