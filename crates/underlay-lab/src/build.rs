@@ -16,7 +16,7 @@ use underlay_linux::world::{Host, World};
 
 use super::record::{self, Lab, Pod, Record};
 use super::topology::{CONTAINER, CONTAINER_IP};
-use super::{BuildOptions, interrupt, serve, topology};
+use super::{BuildOptions, interrupt, serve, sweep, topology};
 use underlay_cli::failure::Failure;
 
 /// The seed's Kubernetes network config, verbatim.
@@ -290,6 +290,17 @@ fn teardown(lab: Lab) {
     }
     for p in lab.all_processes() {
         p.kill();
+    }
+    // And whatever no record names (an `up` killed between starting it and writing it).
+    let mut pins: Vec<std::path::PathBuf> =
+        lab.record.namespaces().iter().map(|n| Path::new(underlay_linux::netns::NETNS_DIR).join(n)).collect();
+    for node in 0..lab.record.nodes {
+        let dir = lab.cli_dirs(node).1.join("netns");
+        pins.extend(std::fs::read_dir(&dir).into_iter().flatten().flatten().map(|e| e.path()));
+    }
+    let stray = sweep::kill_inside(&pins);
+    if stray > 0 {
+        eprintln!("lab \"{}\": killed {stray} process(es) no record named", lab.record.name);
     }
     World::remove_all(&lab.record.spec(), &lab.record.prefix, &lab.record.scratch());
     // Namespaces `underlay run` pinned, if it could not remove them itself.

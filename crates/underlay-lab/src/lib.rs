@@ -15,6 +15,7 @@ mod measured;
 mod modes;
 mod record;
 pub mod serve;
+mod sweep;
 mod topology;
 
 use std::path::{Path, PathBuf};

@@ -146,7 +146,19 @@ fn up_check_bench_down() {
     assert!(lab.out().join("underlay-lab-bench.svg").exists());
     let pids: Vec<u64> =
         lab.record().unwrap()["processes"].as_array().unwrap().iter().map(|p| p["pid"].as_u64().unwrap()).collect();
+    // A process no record names, as a SIGKILLed `up` can leave between starting a
+    // server and writing it down: `down` must end it too (it kept node1 alive before).
+    let node1 = format!("ul-{}-node1", lab.name);
+    let mut stray = Command::new("ip").args(["netns", "exec", &node1, "sleep", "600"]).spawn().unwrap();
     ok(&lab.run(&["down"]));
+    let ended = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        stray.try_wait().unwrap().is_some()
+    });
+    if !ended {
+        let _ = stray.kill();
+    }
+    assert!(ended, "a process in node1 that no record names outlived `down`");
     assert!(lab.namespaces().is_empty() && lab.record().is_none());
     assert!(pids.iter().all(|p| !alive(*p)), "a lab server outlived `down`");
     assert_eq!(root_state(), before);
