@@ -82,3 +82,20 @@ fn doctor_reports_an_endpoint_holding_the_parents_address() {
     assert!(clash["finding"].as_str().unwrap().contains("web has 192.168.1.100, which is enp0s3's own address"));
     u.run(&["stop", "web"]).ok();
 }
+
+#[test]
+fn a_range_of_only_the_parents_address_says_so() {
+    let w = world(WorldSpec::seed("haddronly").nodes(1).pods(0));
+    let u = Underlay::on(&w.node(0).netns);
+    u.lan("lan", &["--ip-range", "192.168.1.10/32"]).ok();
+    let out = u.run(&sleeper("a", &[]));
+    assert_eq!(out.code, 125, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("its range holds only 192.168.1.10") && out.stderr.contains("enp0s3's own address"),
+        "{}",
+        out.stderr
+    );
+    let out = u.run(&["host-access", "enable", "lan"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(u.ps().is_empty() && u.namespaces().is_empty() && u.reservations("lan").is_empty());
+}
