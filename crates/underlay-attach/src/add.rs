@@ -92,6 +92,12 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
         if ipam.ips.is_empty() {
             return Err(CniError::new(code::PLUGIN_FAILED, "the IPAM plugin returned no address"));
         }
+        // A probe from the pod cannot see the master's own address (macvlan keeps parent
+        // and children apart), so it is checked here. No retry: asking the IPAM again
+        // would get the same address back.
+        if !conf.link_in_container {
+            master::refuse_own(&mut master_nl, &master, ipam.ips.iter().map(|ip| ip.address.addr()))?;
+        }
         result.ips = ipam.ips.into_iter().map(|mut ip| (ip.interface = Some(0), ip).1).collect();
         result.routes = ipam.routes;
         // The reference drops the IPAM's DNS here; both are kept, the config's first.

@@ -2,7 +2,9 @@
 //! default route, in the node's namespace (or the container's, with linkInContainer);
 //! VLAN masters (`IF.VID`) made and counted through `underlay_linux::parent`.
 
-use underlay::cni::CniError;
+use std::net::IpAddr;
+
+use underlay::cni::{CniError, code};
 use underlay_linux::parent::{Acquired, Parents, vlan_name};
 use underlay_linux::{Link, Netlink, Netns};
 
@@ -50,6 +52,23 @@ pub fn acquire(conf: &Conf, pod: &Netns, user: &str) -> Result<(Netlink, Link, O
             Err(e)
         }
     }
+}
+
+/// Refuses (code 101) an address the master itself carries: the endpoint and the host
+/// would answer ARP for it with two MACs.
+pub fn refuse_own(nl: &mut Netlink, master: &Link, ips: impl Iterator<Item = IpAddr>) -> Result<(), CniError> {
+    let own: Vec<IpAddr> = nl.addresses(Some(master.index))?.into_iter().map(|a| a.net.addr()).collect();
+    if let Some(ip) = ips.into_iter().find(|ip| own.contains(ip)) {
+        return Err(CniError::new(
+            code::ADDRESS_CONFLICT,
+            format!(
+                "{ip} is master {}'s own address on this host; the IPAM handed it out: leave it out of the \
+                 IPAM's ranges (rangeStart/rangeEnd) or ask for another",
+                master.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// For DEL: drops `user` from the count of a VLAN master; the sub-interface goes with its

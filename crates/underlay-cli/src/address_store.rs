@@ -28,10 +28,24 @@ impl AddressStore {
         if net.dhcp.is_some() {
             return Ok(AddressStore::Dhcp);
         }
-        let conf = cni_conf(net, dirs);
+        Self::from_conf(net, &cni_conf(net, dirs))
+    }
+
+    /// As `of`, with the parent's own addresses cut out of the ranges (for picking a new
+    /// address; `of` for everything else, so what is held stays valid).
+    pub fn for_allocation(net: &Network, dirs: &Dirs) -> Result<AddressStore> {
+        if net.dhcp.is_some() {
+            return Ok(AddressStore::Dhcp);
+        }
+        let mut conf = cni_conf(net, dirs);
+        crate::parent_addresses::cut_out(&mut conf, net)?;
+        Self::from_conf(net, &conf)
+    }
+
+    fn from_conf(net: &Network, conf: &serde_json::Value) -> Result<AddressStore> {
         Ok(match net.ipam {
-            None => AddressStore::Local(HostLocalConf::parse(&conf, Version::LATEST, &CniArgs::default())?),
-            Some(_) => AddressStore::Cluster(Box::new(IpamConf::parse(&conf, Version::LATEST, &CniArgs::default())?)),
+            None => AddressStore::Local(HostLocalConf::parse(conf, Version::LATEST, &CniArgs::default())?),
+            Some(_) => AddressStore::Cluster(Box::new(IpamConf::parse(conf, Version::LATEST, &CniArgs::default())?)),
         })
     }
 

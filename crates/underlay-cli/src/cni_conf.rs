@@ -66,7 +66,7 @@ pub fn cni_conf(net: &Network, dirs: &Dirs) -> Value {
 
 /// The first and last address of `range` that may be handed out in `subnet` (never the
 /// subnet's own address, nor its IPv4 broadcast).
-fn usable(range: ipnet::IpNet, subnet: ipnet::IpNet) -> (IpAddr, IpAddr) {
+pub(crate) fn usable(range: ipnet::IpNet, subnet: ipnet::IpNet) -> (IpAddr, IpAddr) {
     let step = |ip: IpAddr, up: bool| -> IpAddr {
         let n = to_u128(ip);
         from_u128(if up { n + 1 } else { n - 1 }, ip)

@@ -90,6 +90,7 @@ pub fn doctor(dirs: &Dirs, args: DoctorArgs) -> Result<bool> {
             findings.extend(routes_on_two_interfaces(&mut nl, &link)?);
             if let Some(n) = &net {
                 findings.extend(mtu(n, &link));
+                findings.extend(host_address_clash(&mut nl, &link, &endpoints)?);
                 findings.push(isolation(n, host_access.is_some()));
             }
             findings.extend(platform());
@@ -219,6 +220,24 @@ fn per_interface(dst: ipnet::IpNet) -> bool {
         ipnet::IpNet::V6(n) => n.addr().is_unicast_link_local() || n.addr().is_multicast(),
         ipnet::IpNet::V4(_) => false,
     }
+}
+
+/// An endpoint holding an address the parent carries: the LAN hears two MACs answer
+/// for it (the host cannot see this from an endpoint: macvlan keeps them apart).
+fn host_address_clash(nl: &mut Netlink, parent: &Link, endpoints: &[Endpoint]) -> Result<Vec<Finding>> {
+    let own: Vec<IpAddr> = nl.addresses(Some(parent.index))?.into_iter().map(|a| a.net.addr()).collect();
+    Ok(endpoints
+        .iter()
+        .flat_map(|e| e.ips.iter().filter(|ip| own.contains(&ip.addr())).map(move |ip| (e, ip.addr())))
+        .map(|(e, ip)| {
+            finding(
+                "host-address",
+                Severity::Error,
+                format!("endpoint {} has {ip}, which is {}'s own address on this host", e.name, parent.name),
+                format!("stop it and run it again without --ip {ip} (or with another address)"),
+            )
+        })
+        .collect())
 }
 
 fn mtu(net: &Network, parent: &Link) -> Option<Finding> {

@@ -91,7 +91,12 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
                 net.name
             )));
         }
-        let conf = cni_conf(&net, dirs);
+        // The parent's own addresses: refused when asked for, held aside otherwise.
+        crate::parent_addresses::refuse(&net, &req.ips, "--ip")?;
+        let mut conf = cni_conf(&net, dirs);
+        if req.ips.is_empty() {
+            crate::parent_addresses::cut_out(&mut conf, &net)?;
+        }
         let ep = Endpoint {
             id: req.id.clone(),
             name: req.name.clone(),

@@ -124,12 +124,16 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
             if !net.subnets.iter().any(|s| s.subnet.contains(&ip)) {
                 return Err(Failure::usage(format!("--address {ip} is not in a subnet of network \"{name}\"")));
             }
+            crate::parent_addresses::refuse(&net, &[ip], "--address")?;
             vec![ip]
         }
         None => vec![],
     };
     let store = AddressStore::of(&net, dirs)?;
-    let got = store.add(&owner(&net), requested)?;
+    // The shim's address is drawn from ranges without the parent's own addresses.
+    let alloc =
+        if requested.is_empty() { AddressStore::for_allocation(&net, dirs)? } else { AddressStore::of(&net, dirs)? };
+    let got = alloc.add(&owner(&net), requested)?;
     let addresses: Vec<IpAddr> = got.ips.iter().map(|i| i.address.addr()).collect();
     let release = || {
         let _ = store.del(&owner(&net));

@@ -19,6 +19,7 @@ pub mod network_aux;
 pub mod network_create;
 pub mod network_parent;
 pub mod output;
+pub mod parent_addresses;
 pub mod run;
 pub mod show;
 pub mod state;

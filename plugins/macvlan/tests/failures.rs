@@ -143,3 +143,19 @@ fn dad_failure_is_reported_and_undone() {
     assert!(!a.is_tentative() && !a.is_dadfailed(), "{a:?}");
     assert!(reaches(&ext.netns, out.ip()));
 }
+
+#[test]
+fn the_masters_own_address_is_refused_and_released() {
+    // Node 0's enp0s3 carries 192.168.1.10; a range of exactly that address.
+    let w = world(WorldSpec::seed("mvown").nodes(1).pods(1));
+    let data = tempfile::tempdir().unwrap();
+    let mut c = seed(data.path());
+    c["ipam"]["rangeStart"] = json!("192.168.1.10");
+    c["ipam"]["rangeEnd"] = json!("192.168.1.10");
+    fails_cleanly(&w, &PluginDir::ours(), &c, "", 101, "192.168.1.10 is master enp0s3's own address");
+    assert!(reservations(data.path(), "macvlan-conf").is_empty(), "the IPAM's reservation was released");
+    // Asked for by the runtime: the same refusal.
+    c["ipam"]["rangeEnd"] = json!("192.168.1.20");
+    fails_cleanly(&w, &PluginDir::ours(), &c, "IP=192.168.1.10", 101, "192.168.1.10 is master enp0s3's own");
+    assert!(reservations(data.path(), "macvlan-conf").is_empty());
+}
