@@ -203,13 +203,11 @@ def coverage(entries, skip_log, moddir):
     out = []
     try:
         with open(skip_log) as f:
-            skips = [l.strip() for l in f if l.strip()]
+            text = f.read()
     except OSError:
         return out
-    for l in skips:
-        m = re.match(r"skipped (\S+?)[:\s].*module (\S+) not available", l)
-        if not m:
-            continue
+    # Every record, even two that a writer ran together on one line.
+    for m in re.finditer(r"skipped (\S+?)[:\s].*?module (\S+) not available", text):
         test, module = m.group(1), m.group(2).replace("-", "_")
         if module in have and test not in names:
             out.append(f"{test} (the guest kernel has {module}; add it to scripts/kernel-lane.d/entries)")

@@ -68,8 +68,10 @@ pub fn report_skip(test: &str, feature: Feature) {
     eprintln!("{line}");
     if let Some(path) = std::env::var_os("UNDERLAY_SKIP_LOG") {
         use std::io::Write;
+        // One write of the whole line: tests run in parallel, and `writeln!` on a File
+        // writes the text and the newline separately, so two lines could interleave.
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = writeln!(f, "{line}");
+            let _ = f.write_all(format!("{line}\n").as_bytes());
         }
     }
 }
