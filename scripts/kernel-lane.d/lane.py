@@ -214,8 +214,33 @@ def coverage(entries, skip_log, moddir):
     return out
 
 
+def skips(skip_log, entries, lane_ran):
+    """The host's skip records, split into what the lane ran instead and what ran nowhere."""
+    try:
+        with open(skip_log) as f:
+            text = f.read()
+    except OSError:
+        return
+    # Every record, even two that a writer ran together on one line.
+    records = [r.strip() for r in re.split(r"(?=skipped )", text) if r.strip()]
+    names = {e["name"] for e in entries if e["kind"] == "test"}
+    in_lane, nowhere = [], []
+    for r in records:
+        m = re.match(r"skipped (\S+?)[:\s]", r)
+        (in_lane if lane_ran and m and m.group(1) in names else nowhere).append(r)
+    if in_lane:
+        print(f"skipped here for kernel features, passed in the full-kernel lane instead: {len(in_lane)}")
+    if nowhere:
+        print("skipped (kernel features missing):")
+        for r in nowhere:
+            print("  " + r)
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "skips":
+        skips(args[0], read_entries(args[1]), args[2] == "1")
+        sys.exit(0)
     if cmd == "artifacts":
         artifacts(args)
     elif cmd == "modules":
