@@ -14,7 +14,7 @@ use underlay_linux::world::{World, WorldSpec};
 
 use crate::floor::{process_add_kind, process_delete};
 use crate::macvlan::{ms, ratio};
-use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
+use crate::measure::{mb, peak_rss_kb, percentiles, plugin_call, sibling, timed};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -63,14 +63,7 @@ impl Impl {
 
     /// The plugin as a runtime starts it; the calling thread is in the node's namespace.
     fn command(&self, verb: &str, cid: &str, pod: &Netns) -> Command {
-        let mut c = Command::new(self.dir.path().join("ipvlan"));
-        c.env_clear()
-            .env("CNI_COMMAND", verb)
-            .env("CNI_CONTAINERID", cid)
-            .env("CNI_NETNS", pod.path())
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", self.dir.path());
-        c
+        plugin_call(self.dir.path(), "ipvlan", verb, cid, pod)
     }
 
     fn cycle(&mut self, i: usize, pod: &Netns, settle: Duration) -> Result<()> {

@@ -19,7 +19,7 @@ use underlay_linux::world::{World, WorldSpec};
 use underlay_linux::{Netlink, Netns};
 
 use crate::floor::{process_add, process_delete};
-use crate::measure::{mb, peak_rss_kb, percentiles, sibling, timed};
+use crate::measure::{mb, peak_rss_kb, percentiles, plugin_call, sibling, timed};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -74,14 +74,7 @@ impl Impl {
     /// node's namespace, so the child inherits it without a pre-exec hook (which would
     /// force a slow fork of this whole process).
     pub(crate) fn command(&self, verb: &str, cid: &str, pod: &Netns) -> Command {
-        let mut c = Command::new(self.dir.path().join("macvlan"));
-        c.env_clear()
-            .env("CNI_COMMAND", verb)
-            .env("CNI_CONTAINERID", cid)
-            .env("CNI_NETNS", pod.path())
-            .env("CNI_IFNAME", "eth0")
-            .env("CNI_PATH", self.dir.path());
-        c
+        plugin_call(self.dir.path(), "macvlan", verb, cid, pod)
     }
 
     /// ADD, wait, then `floor` deletes the link (timed) and our DEL releases the rest.

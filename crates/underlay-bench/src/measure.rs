@@ -120,6 +120,18 @@ pub fn ipam_call(bin: &std::path::Path, command: &str, cid: &str) -> Command {
 }
 
 /// A binary built beside this one (`target/<triple>/release/<name>`).
+/// `plugin` from the CNI_PATH `dir`, started as a runtime starts it for `eth0` in `pod`.
+pub fn plugin_call(dir: &std::path::Path, plugin: &str, verb: &str, cid: &str, pod: &underlay_linux::Netns) -> Command {
+    let mut c = Command::new(dir.join(plugin));
+    c.env_clear()
+        .env("CNI_COMMAND", verb)
+        .env("CNI_CONTAINERID", cid)
+        .env("CNI_NETNS", pod.path())
+        .env("CNI_IFNAME", "eth0")
+        .env("CNI_PATH", dir);
+    c
+}
+
 pub fn sibling(name: &str) -> std::path::PathBuf {
     std::env::current_exe()
         .ok()
