@@ -70,7 +70,13 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     let link = Link { name: ifname.to_string(), ..created.clone() };
     let mac = link.mac.ok_or_else(|| CniError::kernel(format!("{ifname} has no MAC address")))?;
 
-    let ipam = conf.ipam.as_deref().map(|ty| delegate::add(call, ty)).transpose()?;
+    let ipam = match (conf.ipam.as_deref(), conf.detection) {
+        (None, _) => None,
+        (Some(ty), None) => Some(delegate::add(call, ty)?),
+        (Some(ty), Some(d)) => Some(crate::conflict::lease(call, ty, &d, |targets, probing| {
+            probe(&pod, &mut pod_nl, &conf, &link, mac, &master, targets, probing)
+        })?),
+    };
     let has_ipam = ipam.is_some();
     let ipam_undo = Undo::new(|| {
         if let (true, Some(ty)) = (has_ipam, conf.ipam.as_deref()) {
@@ -171,6 +177,37 @@ fn configure_in(
         return Ok(nl.set_up(link.index, true)?);
     }
     configure::apply(nl, ifname, link.index, result, 0, &conf.settings)
+}
+
+/// Probes `targets` before they are configured: from the endpoint itself for macvlan
+/// (brought up for it, still without addresses), from the master for ipvlan, whose
+/// children share its MAC and receive no unicast ARP replies for addresses they do not
+/// have yet.
+#[allow(clippy::too_many_arguments)]
+fn probe(
+    pod: &Netns,
+    pod_nl: &mut Netlink,
+    conf: &Conf,
+    link: &Link,
+    mac: underlay::MacAddr,
+    master: &Link,
+    targets: &[std::net::Ipv4Addr],
+    probing: &underlay_linux::probe::Probing,
+) -> Result<Vec<underlay_linux::probe::Conflict>, CniError> {
+    let what = |e: underlay_linux::Error| CniError::from(e.context(format!("probe {targets:?} on {}", link.name)));
+    match conf.kind {
+        Kind::Macvlan { .. } => {
+            pod_nl.set_up(link.index, true).map_err(what)?;
+            let _inside = pod.enter()?;
+            underlay_linux::probe::conflicts(link.index, mac, targets, probing).map_err(what)
+        }
+        Kind::Ipvlan { .. } => {
+            let own =
+                master.mac.ok_or_else(|| CniError::kernel(format!("master {} has no MAC address", master.name)))?;
+            let _inside = if conf.link_in_container { Some(pod.enter()?) } else { None };
+            underlay_linux::probe::conflicts(master.index, own, targets, probing).map_err(what)
+        }
+    }
 }
 
 fn create_link(

@@ -1,5 +1,6 @@
 //! Config of the `macvlan` and `ipvlan` plugins: the reference's keys and defaults,
-//! plus `source` mode's MAC list, ipvlan's flag, and the announcement settings.
+//! plus `source` mode's MAC list, ipvlan's flag, the announcement settings and
+//! `conflictDetection`.
 
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ struct Raw {
     source_macs: Vec<String>,
     announce_count: Option<u32>,
     announce_interval_ms: Option<u64>,
+    conflict_detection: Option<serde_json::Value>,
 }
 
 /// Announcements beyond the first go out after ADD has answered; these bounds keep the
@@ -94,6 +96,8 @@ pub struct Conf {
     /// `"vlan": VID`: the master is the 802.1Q sub-interface `MASTER.VID`.
     pub vlan: Option<u16>,
     pub settings: Settings,
+    /// Probe IPv4 addresses before use; `None` when `conflictDetection` is `false`.
+    pub detection: Option<crate::conflict::Detection>,
     /// The IPAM plugin's type; `None` for an L2-only attachment.
     pub ipam: Option<String>,
     pub dns: Dns,
@@ -155,6 +159,7 @@ impl Conf {
             link_in_container: raw.link_in_container,
             vlan,
             settings,
+            detection: crate::conflict::Detection::parse(raw.conflict_detection.as_ref())?,
             ipam: call.conf.ipam_type()?.map(str::to_string),
             dns: call.conf.dns.clone().unwrap_or_default(),
         })

@@ -10,6 +10,7 @@
 mod add;
 mod check;
 mod conf;
+pub mod conflict;
 mod del;
 mod gc;
 mod master;

@@ -15,13 +15,13 @@ use underlay::MacAddr;
 const ETH_P_ARP: u16 = 0x0806;
 
 /// An ARP packet socket (socket2 opens it close-on-exec).
-fn arp_socket() -> io::Result<Socket> {
+pub(crate) fn arp_socket() -> io::Result<Socket> {
     Socket::new(Domain::PACKET, Type::DGRAM, Some(Protocol::from(i32::from(ETH_P_ARP.to_be()))))
 }
 
 /// The link-layer address of interface `index` for ARP, with `to` as the hardware
 /// address when sending.
-fn packet_addr(index: u32, to: Option<[u8; 6]>) -> SockAddr {
+pub(crate) fn packet_addr(index: u32, to: Option<[u8; 6]>) -> SockAddr {
     let mut ll = libc::sockaddr_ll {
         sll_family: libc::AF_PACKET as u16,
         sll_protocol: ETH_P_ARP.to_be(),

@@ -55,33 +55,168 @@ pub fn arp_probe(parent: u32, targets: &[Ipv4Addr], wait: Duration) -> Result<Ve
 }
 
 fn exchange(index: u32, mac: MacAddr, targets: &[Ipv4Addr], wait: Duration) -> Result<Vec<Answer>> {
-    // Capture first, then ask: an answer may come back at once.
-    let capture = std::thread::scope(|s| {
-        let listener = s.spawn(|| crate::announce::capture_arp(index, wait));
-        // Give the capture socket a moment to bind.
-        std::thread::sleep(Duration::from_millis(30));
-        let started = Instant::now();
-        for round in 0..3 {
-            for t in targets {
-                let _ = crate::announce::send_arp(index, &probe_packet(mac, *t));
-            }
-            if round < 2 && started.elapsed() < wait / 2 {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        listener.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })?;
-    let mut out = Vec::new();
-    for p in capture {
-        // Replies only (op 2), from one of the targets.
-        if p[6..8] != [0, 2] {
-            continue;
-        }
-        let ip = Ipv4Addr::new(p[14], p[15], p[16], p[17]);
-        let from = MacAddr(p[8..14].try_into().expect("6 bytes"));
-        if targets.contains(&ip) && !out.contains(&Answer { ip, mac: from }) {
-            out.push(Answer { ip, mac: from });
+    let probing = Probing { probes: 3, wait };
+    let mut out: Vec<Answer> = Vec::new();
+    for s in listen(index, mac, targets, &probing, |_| false)?.into_iter().filter(|s| s.reply) {
+        let a = Answer { ip: s.ip, mac: s.mac };
+        if !out.contains(&a) {
+            out.push(a);
         }
     }
     Ok(out)
+}
+
+/// How an address is checked before use: `probes` ARP probes spread over `wait`, and
+/// answers awaited until `wait` has passed since the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probing {
+    pub probes: u32,
+    pub wait: Duration,
+}
+
+/// Another device claims `ip`: it answered a probe, probed for it too, or announced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict {
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (in use by MAC {})", self.ip, self.mac)
+    }
+}
+
+/// RFC 5227 address conflict detection, from the calling thread's namespace: probes
+/// for each of `targets` go out on link `index` (up, without these addresses) from
+/// `own`, its MAC. Any ARP packet from another MAC whose sender address is a target
+/// (an answer, an announcement), or a probe for a target from another MAC (someone
+/// choosing the same address right now), is a conflict. Packets from `own` never are:
+/// those are our own probes and, later, our own announcements. Returns as soon as
+/// every target has a conflict, else after `wait`.
+pub fn conflicts(index: u32, own: MacAddr, targets: &[Ipv4Addr], probing: &Probing) -> Result<Vec<Conflict>> {
+    let mut found: Vec<Conflict> = Vec::new();
+    listen(index, own, targets, probing, |s| {
+        if !found.iter().any(|c| c.ip == s.ip) {
+            found.push(Conflict { ip: s.ip, mac: s.mac });
+        }
+        targets.iter().all(|t| found.iter().any(|c| c.ip == *t))
+    })?;
+    Ok(found)
+}
+
+/// An ARP packet about a target, from a MAC other than ours.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    ip: Ipv4Addr,
+    mac: MacAddr,
+    /// An answer (ARP op 2), not a probe or an announcement.
+    reply: bool,
+}
+
+/// What an ARP packet says about `targets`, if anything (RFC 5227 §2.1.1).
+fn classify(p: &[u8; 28], own: MacAddr, targets: &[Ipv4Addr]) -> Option<Seen> {
+    let mac = MacAddr(p[8..14].try_into().expect("6 bytes"));
+    if mac == own || p[0..6] != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let sender = Ipv4Addr::new(p[14], p[15], p[16], p[17]);
+    let target = Ipv4Addr::new(p[24], p[25], p[26], p[27]);
+    let reply = p[6..8] == [0, 2];
+    if targets.contains(&sender) {
+        return Some(Seen { ip: sender, mac, reply });
+    }
+    let probe = p[6..8] == [0, 1] && sender.is_unspecified();
+    (probe && targets.contains(&target)).then_some(Seen { ip: target, mac, reply: false })
+}
+
+/// Sends the probes and collects what `classify` keeps until `done` says enough or
+/// the wait is over. The socket is bound before the first probe goes out, so even an
+/// immediate answer is seen.
+fn listen(
+    index: u32,
+    own: MacAddr,
+    targets: &[Ipv4Addr],
+    probing: &Probing,
+    mut done: impl FnMut(&Seen) -> bool,
+) -> Result<Vec<Seen>> {
+    use std::io::Read;
+    let what = || format!("ARP probe on interface {index}");
+    let io = |e: std::io::Error| Error::new(what(), e.to_string());
+    let socket = crate::announce::arp_socket().map_err(io)?;
+    socket.bind(&crate::announce::packet_addr(index, None)).map_err(io)?;
+    let probes = probing.probes.max(1);
+    let gap = probing.wait / probes;
+    let started = Instant::now();
+    let end = started + probing.wait;
+    let mut sent = 0;
+    let mut out = Vec::new();
+    loop {
+        let now = Instant::now();
+        if sent < probes && now >= started + gap * sent {
+            for t in targets {
+                crate::announce::send_arp(index, &probe_packet(own, *t)).map_err(io)?;
+            }
+            sent += 1;
+            continue;
+        }
+        let Some(left) = end.checked_duration_since(now).filter(|d| !d.is_zero()) else { break };
+        let next = if sent < probes { (started + gap * sent).saturating_duration_since(now) } else { left };
+        // At least a microsecond: a zero timeout would mean "wait forever".
+        socket.set_read_timeout(Some(next.min(left).max(Duration::from_micros(1)))).map_err(io)?;
+        let mut buf = [0u8; 64];
+        match (&socket).read(&mut buf) {
+            Ok(n) if n >= 28 => {
+                let p: [u8; 28] = buf[..28].try_into().expect("28 bytes");
+                if let Some(seen) = classify(&p, own, targets) {
+                    out.push(seen);
+                    if done(&seen) {
+                        break;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted) => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::announce::arp_announcement;
+
+    const OWN: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
+    const OTHER: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
+    fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(192, 168, 1, last)
+    }
+
+    #[test]
+    fn our_own_probes_and_announcements_never_count() {
+        let t = [ip(100)];
+        assert!(classify(&probe_packet(OWN, ip(100)), OWN, &t).is_none());
+        assert!(classify(&arp_announcement(OWN, ip(100)), OWN, &t).is_none());
+    }
+
+    #[test]
+    fn answers_announcements_and_rival_probes_do() {
+        let t = [ip(100)];
+        let mut reply = arp_announcement(OTHER, ip(100));
+        reply[7] = 2;
+        assert!(classify(&reply, OWN, &t).is_some_and(|s| s.reply && s.mac == OTHER));
+        assert!(classify(&arp_announcement(OTHER, ip(100)), OWN, &t).is_some_and(|s| !s.reply));
+        assert!(classify(&probe_packet(OTHER, ip(100)), OWN, &t).is_some_and(|s| s.ip == ip(100)));
+        // Others' traffic about other addresses is not ours to judge.
+        assert!(classify(&arp_announcement(OTHER, ip(7)), OWN, &t).is_none());
+        assert!(classify(&probe_packet(OTHER, ip(7)), OWN, &t).is_none());
+        // An ordinary request *for* the address from a host that has another one is no
+        // claim on it.
+        let mut ask = arp_announcement(OTHER, ip(9));
+        ask[24..28].copy_from_slice(&ip(100).octets());
+        assert!(classify(&ask, OWN, &t).is_none());
+    }
 }

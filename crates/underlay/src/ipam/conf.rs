@@ -32,6 +32,9 @@ pub struct HostLocalConf {
     pub requested: Vec<IpAddr>,
     /// Drop reservations left from before the last reboot (see the README).
     pub reclaim_after_reboot: bool,
+    /// Addresses a probe found in use on the LAN, to record before allocating (the
+    /// `underlay` extension key, see `hold`).
+    pub foreign_holds: Vec<super::hold::ForeignHold>,
 }
 
 #[derive(Deserialize)]
@@ -151,6 +154,7 @@ impl HostLocalConf {
             resolv_conf: section.resolv_conf,
             requested,
             reclaim_after_reboot: section.reclaim_after_reboot.unwrap_or(true),
+            foreign_holds: super::hold::from_conf(raw)?,
         })
     }
 

@@ -367,6 +367,10 @@ impl Store for DiskStore {
     fn reservations(&mut self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {
         self.scan()
     }
+
+    fn hold(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
+        DiskStore::hold(self, ip, owner)
+    }
 }
 
 impl Drop for DiskStore {

@@ -7,6 +7,7 @@ use super::allocator::allocate;
 use super::boot::Boot;
 use super::conf::HostLocalConf;
 use super::disk::DiskStore;
+use super::hold::ForeignHold;
 use super::resolv;
 use super::store::{Store, matches};
 use crate::cni::{Attachment, CniError, CniResult, IpConfig, code};
@@ -46,6 +47,12 @@ fn add_with_dns(
     owner: &Attachment,
     dns: crate::cni::Dns,
 ) -> Result<CniResult, CniError> {
+    // Before choosing: a device found on an address keeps anyone from taking it. A
+    // hold that cannot be written (someone reserved the address meanwhile) is theirs
+    // to find out about when they probe.
+    for h in conf.foreign_holds.iter().filter(|h| conf.range_sets.iter().any(|s| s.contains(h.ip))) {
+        store.hold(h.ip, &h.record())?;
+    }
     let mut requested: Vec<IpAddr> = conf.requested.clone();
     let mut fresh: Vec<IpAddr> = Vec::new();
     let mut ips = Vec::new();
@@ -126,12 +133,15 @@ pub fn gc(conf: &HostLocalConf, valid: &[Attachment]) -> Result<Vec<IpAddr>, Cni
     removed
 }
 
-/// GC over any store: what its `reservations` lists and `valid` does not name goes.
+/// GC over any store: what its `reservations` lists and `valid` does not name goes,
+/// except foreign holds that have not expired.
 pub fn gc_in(store: &mut impl Store, valid: &[Attachment]) -> Result<Vec<IpAddr>, CniError> {
     let mut removed = Vec::new();
     let mut errors = Vec::new();
+    let now = super::hold::now();
     for (ip, record) in store.reservations()? {
-        let keep = record.is_some_and(|r| valid.iter().any(|v| matches(&r, v)));
+        let held = record.as_ref().and_then(|r| ForeignHold::from_record(ip, r)).is_some_and(|h| !h.expired(now));
+        let keep = held || record.is_some_and(|r| valid.iter().any(|v| matches(&r, v)));
         if keep {
             continue;
         }

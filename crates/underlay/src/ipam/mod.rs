@@ -6,6 +6,7 @@ pub mod boot;
 pub mod conf;
 pub mod delegate;
 pub mod disk;
+pub mod hold;
 pub mod host_local;
 pub mod owner_index;
 pub mod range;

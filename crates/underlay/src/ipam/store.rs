@@ -21,6 +21,13 @@ pub trait Store {
     fn last_reserved(&mut self, set: usize) -> Result<Option<IpAddr>, CniError>;
     /// Every reservation with its owner (`None` when the record is unreadable).
     fn reservations(&mut self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError>;
+    /// Records `ip` as held by `owner` (a foreign device, see `hold`) without moving
+    /// round-robin's position. `Ok(false)` when it is taken, or when the store keeps no
+    /// foreign holds (then the caller's probes find the device again).
+    fn hold(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
+        let _ = (ip, owner);
+        Ok(false)
+    }
 }
 
 /// host-local's record format: `<containerID>\r\n<ifname>`, or just the container ID in
@@ -104,6 +111,13 @@ impl Store for MemStore {
     }
     fn reservations(&mut self) -> Result<Vec<(IpAddr, Option<Attachment>)>, CniError> {
         Ok(self.held.iter().map(|(ip, o)| (*ip, Some(o.clone()))).collect())
+    }
+    fn hold(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
+        if self.held.contains_key(&ip) {
+            return Ok(false);
+        }
+        self.held.insert(ip, owner.clone());
+        Ok(true)
     }
 }
 
