@@ -21,8 +21,9 @@ pub const DEFAULT_PROBES: u32 = 2;
 pub const DEFAULT_WAIT_MS: u64 = 100;
 /// A device found on an address keeps it for an hour unless an operator or GC frees it.
 pub const DEFAULT_HOLD_SECONDS: u64 = 3600;
-/// ADD asks the IPAM at most this often before giving up with 101.
-pub const MAX_TRIES: usize = 4;
+/// ADD asks the IPAM at most this often before giving up with 101. A conflict is
+/// found within a millisecond or two, so a try that finds one costs little.
+pub const MAX_TRIES: usize = 8;
 
 const MAX_PROBES: u32 = 10;
 const MAX_WAIT_MS: u64 = 10_000;

@@ -119,3 +119,20 @@ fn bad_settings_are_refused_by_name() {
     assert!(out.msg().contains("conflictDetection.probes 0"), "{}", out.msg());
     assert!(links(&w.pods[0]).iter().all(|l| l == "lo"));
 }
+
+#[test]
+fn two_nodes_with_the_seeds_json_unchanged_never_hand_out_the_same_address() {
+    let w = world(WorldSpec::seed("mvcd5").nodes(2).pods(2));
+    let plugins = PluginDir::ours();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (c1, c2) = (seed_conf("0.4.0", d1.path()), seed_conf("0.4.0", d2.path()));
+    let first = cni(&plugins, &w.node(0).netns, "ADD", "pod1", Some(&w.pods[0]), "eth0", &c1);
+    let second = cni(&plugins, &w.node(1).netns, "ADD", "pod2", Some(&w.pods[1]), "eth0", &c2);
+    assert_eq!(first.ip().to_string(), "192.168.1.100", "{}", first.json);
+    assert_eq!(second.ip().to_string(), "192.168.1.101", "{}", second.json);
+    // node2's store names node1's pod as the device on .100.
+    let pod1_mac = first.json["interfaces"][0]["mac"].as_str().unwrap().to_string();
+    let hold = std::fs::read_to_string(d2.path().join("macvlan-conf/192.168.1.100")).unwrap();
+    assert!(hold.starts_with(&format!("foreign-hold {pod1_mac} ")), "{hold:?}");
+    assert!(reaches(&w.pods[0], second.ip()) && reaches(&w.pods[1], first.ip()));
+}
