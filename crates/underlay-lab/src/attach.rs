@@ -13,13 +13,14 @@ use super::build::{HTTP_PORT, SEED_CNI, WEB_PORT};
 use super::claim::{ANSWER, Claim, Ctx, Outcome};
 use super::serve::get;
 
-pub const CLAIMS: [Claim; 9] = [
+pub const CLAIMS: [Claim; 10] = [
     ("1.2", "the Docker example gives container1 192.168.1.100, bound to enp0s3", docker_example),
     ("1.2", "the Kubernetes JSON gives pods LAN addresses; they serve :9090", k8s_example),
     ("2.1", "no NAT: each side sees the other's own LAN address", no_nat),
     ("2.1", "the pod answers ARP with its own MAC", arp_own_mac),
     ("2.2", "every endpoint has its own MAC, and the switch learns it", own_macs),
     ("4.3", "IP management by hand invites conflicts", ipam_conflict),
+    ("4.3", "(underlay) with conflict detection: no duplicate", probed_ipam),
     ("4.3", "(underlay) one range for every node, no conflicts: underlay-ipam on etcd", cluster_ipam),
     ("4.4", "the parent must be put in promiscuous mode", promiscuous),
     ("4.4", "the MTU must be adjusted", mtu),
@@ -144,6 +145,53 @@ fn ipam_conflict(c: &mut Ctx) -> Result<Outcome> {
         ok,
     )
     .note("True: host-local only knows its own node. Give each node its own rangeStart/rangeEnd (as this lab does), or use a cluster-wide IPAM."))
+}
+
+/// The seed's JSON, unchanged, on node1 and node2, each with its own host-local store,
+/// through the macvlan plugin with its default conflict detection: each ADD probes the
+/// address host-local chose and takes another while a device on the LAN answers (here
+/// container1 on .100 and the lab's pods from .101 too).
+fn probed_ipam(c: &mut Ctx) -> Result<Outcome> {
+    let scratch = c.lab.dir.join("ipam-probed");
+    let mut pods = Vec::new();
+    for node in 1..=2 {
+        pods.push(c.world.add_pod(&format!("cd{node}"))?);
+    }
+    let mut got = Vec::new();
+    let mut outcome = Ok(());
+    for (node, pod) in pods.iter().enumerate() {
+        let mut conf: serde_json::Value = serde_json::from_str(SEED_CNI)?;
+        conf["ipam"]["dataDir"] = json!(scratch.join(format!("node{}", node + 1)));
+        let path = pod.path().to_path_buf();
+        let id = format!("node{}-probed", node + 1);
+        let added =
+            c.node(node).netns.run(|| underlay_cli::endpoint::cni_call("ADD", &id, &path, "eth0", "", &conf))?;
+        match added {
+            Ok(r) => got.push(r.and_then(|r| r.ips.first().map(|i| i.address.addr()))),
+            Err(e) => {
+                outcome = Err(anyhow::anyhow!("ADD on node{}: {e}", node + 1));
+                break;
+            }
+        }
+    }
+    // The pods' namespaces go, and their links with them; the stores are scratch.
+    for pod in pods {
+        let name = pod.name().map(str::to_string);
+        drop(pod);
+        if let Some(name) = name {
+            let _ = c.world.remove(&name);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    outcome?;
+    let show = |ip: &Option<IpAddr>| ip.map(|i| i.to_string()).unwrap_or_else(|| "no address".into());
+    let ok = got.len() == 2 && got[0].is_some() && got[0] != got[1];
+    Ok(Outcome::new(
+        "node1 and node2, with the same range and separate stores, get different addresses",
+        format!("node1's pod got {}, node2's got {}", show(&got[0]), show(&got[1])),
+        ok,
+    )
+    .note("Each ADD sends ARP probes (RFC 5227) for the address host-local chose before using it; a device that answers gets the address recorded as a foreign hold in the store and the plugin takes the next one (conflictDetection, on by default)."))
 }
 
 /// The seed's JSON with `underlay-ipam` in host-local's place, from node1 and node2,
