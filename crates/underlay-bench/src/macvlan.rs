@@ -53,6 +53,9 @@ pub(crate) struct Impl {
     pub(crate) data: tempfile::TempDir,
     pub(crate) add: Vec<Duration>,
     pub(crate) del: Vec<Duration>,
+    /// `conflictDetection` in the config: `None` leaves the key out (the plugin's
+    /// default, and the reference, which has no such key).
+    pub(crate) conflict_detection: Option<bool>,
 }
 
 impl Impl {
@@ -61,13 +64,16 @@ impl Impl {
         let dir = tempfile::tempdir()?;
         std::os::unix::fs::symlink(macvlan, dir.path().join("macvlan"))?;
         std::os::unix::fs::symlink(host_local, dir.path().join("host-local"))?;
-        Ok(Impl { name, dir, data: tempfile::tempdir()?, add: vec![], del: vec![] })
+        Ok(Impl { name, dir, data: tempfile::tempdir()?, add: vec![], del: vec![], conflict_detection: None })
     }
 
     pub(crate) fn conf(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({"cniVersion": "1.0.0", "name": "bench", "type": "macvlan", "master": "enp0s3",
-            "mode": "bridge", "ipam": {"type": "host-local", "subnet": "10.77.0.0/16", "dataDir": self.data.path()}}))
-        .expect("serializes")
+        let mut conf = json!({"cniVersion": "1.0.0", "name": "bench", "type": "macvlan", "master": "enp0s3",
+            "mode": "bridge", "ipam": {"type": "host-local", "subnet": "10.77.0.0/16", "dataDir": self.data.path()}});
+        if let Some(on) = self.conflict_detection {
+            conf["conflictDetection"] = json!(on);
+        }
+        serde_json::to_vec(&conf).expect("serializes")
     }
 
     /// The plugin as a runtime starts it. The benchmark's thread is already in the
@@ -151,6 +157,31 @@ fn kernel_delete(pod: &Netns) -> Result<Duration> {
     Ok(start.elapsed())
 }
 
+/// How soon a conflict is seen when a device holds the address: probes from a pod's
+/// macvlan for the external device's address, timed until its answer is in.
+fn answer_times(world: &World, n: usize) -> Result<Vec<Duration>> {
+    use underlay_linux::probe::{Probing, conflicts};
+    let std::net::IpAddr::V4(ext) = world.external().ip.addr() else {
+        anyhow::bail!("the external device has no IPv4 address")
+    };
+    let pod = &world.pods[0];
+    crate::floor::process_add(pod, "enp0s3", "192.168.1.250/24".parse()?)?;
+    let mut nl = pod.netlink()?;
+    let link = nl.link("eth0")?;
+    let mac = link.mac.context("the probe link has no MAC")?;
+    // The link keeps its address: probes leave from it all the same (sender 0.0.0.0).
+    let probing = Probing { probes: 1, wait: Duration::from_secs(1) };
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let start = Instant::now();
+        let found = pod.run(|| conflicts(link.index, mac, &[ext], &probing))??;
+        anyhow::ensure!(!found.is_empty(), "the external device did not answer a probe within 1 s");
+        out.push(start.elapsed());
+    }
+    nl.delete_link(link.index)?;
+    Ok(out)
+}
+
 pub(crate) fn ms(d: f64) -> String {
     format!("{d:.2} ms")
 }
@@ -160,7 +191,10 @@ pub(crate) fn ratio(a: f64, b: f64) -> String {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // "ours" does the reference's work, no more: probing off. "probed" is the default.
     let mut ours = Impl::new("ours", &sibling("macvlan"), &sibling("host-local"))?;
+    ours.conflict_detection = Some(false);
+    let mut probed = Impl::new("ours, probing", &sibling("macvlan"), &sibling("host-local"))?;
     let mut reference = Impl::new("reference", &args.reference.join("macvlan"), &args.reference.join("host-local"))?;
     let world = World::build(WorldSpec::seed("bench").nodes(1).pods(args.concurrency.max(8)))
         .context("build the test world (run as root)")?;
@@ -185,7 +219,9 @@ pub fn run(args: Args) -> Result<()> {
             reference.cycle(i, pod, settle)?;
             ours.cycle(i, pod, settle)?;
         }
+        probed.cycle(i, pod, settle)?;
     }
+    let answers = answer_times(&world, args.iterations.min(100))?;
     eprintln!("{} rounds of {} at once ...", args.rounds, args.concurrency);
     let (mut bursts_ours, mut bursts_ref) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
@@ -193,6 +229,7 @@ pub fn run(args: Args) -> Result<()> {
         bursts_ref.push(reference.burst(&world, round, args.concurrency)?);
     }
     let (o_peak, r_peak) = (ours.peaks(&world.pods[0])?, reference.peaks(&world.pods[0])?);
+    let probed_peak = probed.peaks(&world.pods[0])?;
 
     let p = percentiles;
     let (oa, ra, od, rd, kd) = (p(&ours.add), p(&reference.add), p(&ours.del), p(&reference.del), p(&kernel));
@@ -220,11 +257,25 @@ pub fn run(args: Args) -> Result<()> {
     t.add_row([&format!("{n} DELs at once, wall (median)"), &ms(ocd), &ms(rcd), &ratio(ocd, rcd)]);
     t.add_row(["peak memory, ADD", &mb(o_peak.0), &mb(r_peak.0), &ratio(o_peak.0 as f64, r_peak.0 as f64)]);
     t.add_row(["peak memory, DEL", &mb(o_peak.1), &mb(r_peak.1), &ratio(o_peak.1 as f64, r_peak.1 as f64)]);
+    let (pa_on, ans) = (p(&probed.add), p(&answers));
+    t.add_row(["ADD p50, probing on (the default)", &ms(pa_on.0), &ms(ra.0), &ratio(pa_on.0, ra.0)]);
+    t.add_row(["ADD p50, probing off", &ms(oa.0), &ms(ra.0), &ratio(oa.0, ra.0)]);
+    t.add_row(["ADD p50 added by probing", &ms(pa_on.0 - oa.0), "-", "-"]);
+    t.add_row(["ADD p99, probing on", &ms(pa_on.1), &ms(ra.1), &ratio(pa_on.1, ra.1)]);
+    let rss = probed_peak.0;
+    t.add_row(["peak memory, ADD with probing", &mb(rss), &mb(r_peak.0), &ratio(rss as f64, r_peak.0 as f64)]);
     println!(
-        "macvlan + host-local, cniVersion 1.0.0: {} interleaved ADD+DEL cycles (DEL {} ms after ADD), {} rounds of {n} at once",
+        "macvlan + host-local, cniVersion 1.0.0: {} interleaved ADD+DEL cycles (DEL {} ms after ADD), {} rounds of {n} at once; \
+         \"ours\" has conflictDetection off (the reference's work) except in the probing rows",
         args.iterations, args.settle_ms, args.rounds
     );
     println!("{t}");
+    println!(
+        "a device on this LAN answering a probe (time to a detected conflict, {} samples): p50 {} p99 {}",
+        answers.len(),
+        ms(ans.0),
+        ms(ans.1)
+    );
     println!("kernel's own deletion of the link our ADD makes: p50 {} p99 {}", ms(kd.0), ms(kd.1));
     println!("the same, by the smallest process that can do it: p50 {} p99 {}", ms(pd.0), ms(pd.1));
     println!(

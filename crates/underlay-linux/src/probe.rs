@@ -143,8 +143,12 @@ fn listen(
     use std::io::Read;
     let what = || format!("ARP probe on interface {index}");
     let io = |e: std::io::Error| Error::new(what(), e.to_string());
-    let socket = crate::announce::arp_socket().map_err(io)?;
+    // Made without a protocol, the socket joins the receive path only when bound:
+    // one made for ARP and then bound to a device would wait out an RCU grace period
+    // (~15-20 ms) to leave the all-devices path first.
+    let socket = socket2::Socket::new(socket2::Domain::PACKET, socket2::Type::DGRAM, None).map_err(io)?;
     socket.bind(&crate::announce::packet_addr(index, None)).map_err(io)?;
+    let broadcast = crate::announce::packet_addr(index, Some([0xff; 6]));
     let probes = probing.probes.max(1);
     let gap = probing.wait / probes;
     let started = Instant::now();
@@ -154,8 +158,10 @@ fn listen(
     loop {
         let now = Instant::now();
         if sent < probes && now >= started + gap * sent {
+            // Sent from the listening socket: a socket per probe would cost a grace
+            // period each when closed.
             for t in targets {
-                crate::announce::send_arp(index, &probe_packet(own, *t)).map_err(io)?;
+                socket.send_to(&probe_packet(own, *t), &broadcast).map_err(io)?;
             }
             sent += 1;
             continue;
@@ -180,6 +186,8 @@ fn listen(
             Err(e) => return Err(io(e)),
         }
     }
+    // Closing a packet socket waits out a grace period too; the caller need not.
+    std::thread::spawn(move || drop(socket));
     Ok(out)
 }
 
