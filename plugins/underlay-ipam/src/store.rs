@@ -12,6 +12,8 @@
 //! - `<prefix>/<network>/last/<node>/<range set>` → the node's last address.
 //!
 //! Both records are only ever written and removed together, so each has the other.
+//! A foreign hold (an address a probe found in use) is such a pair with the owner
+//! `foreign-hold <MAC> <until>` and no interface name.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -340,6 +342,19 @@ impl Store for EtcdStore<'_> {
             Some(ip) if range_set.contains(ip) => Ok(Some(ip)),
             _ => Ok(self.start_of(range_set)),
         }
+    }
+
+    /// A foreign device's address (`underlay::ipam::hold`): an address record naming
+    /// the device's MAC and the hold's end, claimed by this node like an aux address.
+    fn hold(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
+        if self.conf.excluded(ip) {
+            return Ok(false);
+        }
+        let held = EtcdStore::hold(self, ip, owner)?;
+        if let Some(view) = self.view.as_mut() {
+            view.taken.insert(ip);
+        }
+        Ok(held)
     }
 
     /// This node's reservations only: GC never touches another node's.
