@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use underlay::cni::{Attachment, CniArgs, CniResult, Version};
+use underlay::ipam::hold::ForeignHold;
 use underlay::ipam::store::Store as _;
 use underlay::ipam::{HostLocalConf, host_local};
 use underlay_ipam::IpamConf;
@@ -96,6 +97,35 @@ impl AddressStore {
             AddressStore::Cluster(c) => EtcdStore::open(c)?.hold(ip, owner)?,
             AddressStore::Dhcp => return Err(dhcp_has_no_store()),
         })
+    }
+
+    /// The foreign holds (addresses a probe found in use), in the cluster store this
+    /// host's.
+    pub fn holds(&self) -> Result<Vec<ForeignHold>> {
+        let records = match self {
+            AddressStore::Local(c) => {
+                let boot = underlay::ipam::boot::Boot::current()?;
+                underlay::ipam::disk::DiskStore::open(&c.store_dir(), &boot, true)?.reservations()?
+            }
+            AddressStore::Cluster(c) => EtcdStore::open(c)?.reservations()?,
+            AddressStore::Dhcp => vec![],
+        };
+        Ok(records.into_iter().filter_map(|(ip, r)| ForeignHold::from_record(ip, r.as_ref()?)).collect())
+    }
+
+    /// Frees the address `hold` is on if that hold is still what holds it.
+    pub fn release_hold(&self, hold: &ForeignHold) -> Result<()> {
+        match self {
+            AddressStore::Local(c) => {
+                let boot = underlay::ipam::boot::Boot::current()?;
+                let mut store = underlay::ipam::disk::DiskStore::open(&c.store_dir(), &boot, true)?;
+                store.release(&hold.record())?;
+                store.commit()?;
+            }
+            AddressStore::Cluster(c) => EtcdStore::open(c)?.release(&hold.record()).map(drop)?,
+            AddressStore::Dhcp => {}
+        }
+        Ok(())
     }
 
     /// Frees what is not `valid` (in the cluster store: this host's only).

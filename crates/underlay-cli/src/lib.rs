@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod endpoint;
 pub mod failure;
 pub mod gc;
+pub mod holds;
 pub mod host_access;
 pub mod ipam;
 pub mod lab;

@@ -1,4 +1,4 @@
-//! `underlay network create | ls | inspect | rm | prune`, with Docker's flags: the
+//! `underlay network create | ls | inspect | rm | prune | holds | release-hold`, with Docker's flags: the
 //! command and the verbs on existing networks (create is `network_create`).
 
 use clap::Subcommand;
@@ -37,6 +37,23 @@ pub enum NetworkCommand {
         #[arg(short, long)]
         force: bool,
     },
+    /// List addresses held for devices found using them on the LAN (conflict detection).
+    Holds {
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Release addresses held for devices on the LAN.
+    ReleaseHold {
+        name: String,
+        ips: Vec<std::net::IpAddr>,
+        /// Every hold that has expired.
+        #[arg(long)]
+        expired: bool,
+        /// Every hold.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 pub fn run(dirs: &Dirs, cmd: NetworkCommand) -> Result<()> {
@@ -56,6 +73,10 @@ pub fn run(dirs: &Dirs, cmd: NetworkCommand) -> Result<()> {
             Ok(())
         }
         NetworkCommand::Prune { force } => prune(dirs, force),
+        NetworkCommand::Holds { name, format } => crate::holds::list(dirs, &name, format),
+        NetworkCommand::ReleaseHold { name, ips, expired, all } => {
+            crate::holds::release(dirs, &name, &ips, expired, all)
+        }
     }
 }
 
