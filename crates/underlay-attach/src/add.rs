@@ -67,6 +67,23 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     let link_undo = Undo::new(|| delete_quietly(&pod, created.index));
     // The mark DEL checks: only the container whose ADD made the link deletes it.
     pod_nl.set_alias(created.index, &owner_mark(&call.env.container_id))?;
+    // A MAC of our choosing may be another endpoint's on this master: the kernel
+    // refuses to bring such a link up, so it is brought up now, to say so plainly.
+    if let Kind::Macvlan { mac: Some(m), .. } = conf.kind {
+        pod_nl.set_up(created.index, true).map_err(|e| {
+            if e.is(underlay_linux::error::Errno::EADDRINUSE) {
+                CniError::new(
+                    code::ADDRESS_CONFLICT,
+                    format!(
+                        "MAC {m} is already used by another endpoint on master {}; MACs are never shared",
+                        master.name
+                    ),
+                )
+            } else {
+                CniError::from(e)
+            }
+        })?;
+    }
     let link = Link { name: ifname.to_string(), ..created.clone() };
     let mac = link.mac.ok_or_else(|| CniError::kernel(format!("{ifname} has no MAC address")))?;
 

@@ -33,6 +33,8 @@ struct Raw {
     announce_count: Option<u32>,
     announce_interval_ms: Option<u64>,
     conflict_detection: Option<serde_json::Value>,
+    #[serde(default)]
+    stable_mac: bool,
 }
 
 /// Announcements beyond the first go out after ADD has answered; these bounds keep the
@@ -193,6 +195,7 @@ fn macvlan_kind(call: &Call, raw: &Raw) -> Result<Kind, CniError> {
     let mac = match (call.conf.runtime::<String>("mac")?, call.env.args.get("MAC"), raw.mac.as_str()) {
         (Some(m), _, _) => Some(parse_mac(&m, "runtimeConfig.mac", CniError::config)?),
         (None, Some(m), _) => Some(parse_mac(m, "CNI_ARGS MAC", CniError::env)?),
+        (None, None, "") if raw.stable_mac => Some(stable_mac(call)?),
         (None, None, "") => None,
         (None, None, m) => Some(parse_mac(m, "mac", CniError::config)?),
     };
@@ -206,6 +209,20 @@ fn macvlan_kind(call: &Call, raw: &Raw) -> Result<Kind, CniError> {
         .map(|(i, m)| parse_mac(m, &format!("sourceMacs[{i}]"), CniError::config))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Kind::Macvlan { mode, mac, sources, bcqueuelen: raw.bcqueuelen })
+}
+
+/// `stableMac`: the MAC follows the network and the pod's name, so a pod made again
+/// under the same name gets the same MAC (DHCP reservations, LAN inventories and ARP
+/// caches stay valid).
+fn stable_mac(call: &Call) -> Result<MacAddr, CniError> {
+    let (ns, pod) = (call.env.args.get("K8S_POD_NAMESPACE"), call.env.args.get("K8S_POD_NAME"));
+    match (ns, pod) {
+        (Some(ns), Some(pod)) if !pod.is_empty() => Ok(MacAddr::stable(&[&call.conf.name, ns, pod])),
+        _ => Err(CniError::env(
+            "stableMac needs the pod's name: CNI_ARGS has no K8S_POD_NAMESPACE and K8S_POD_NAME (runtimes send them \
+             with IgnoreUnknown=1)",
+        )),
+    }
 }
 
 fn ipvlan_kind(call: &Call, raw: &Raw) -> Result<Kind, CniError> {
@@ -231,6 +248,9 @@ fn ipvlan_kind(call: &Call, raw: &Raw) -> Result<Kind, CniError> {
     }
     if !raw.source_macs.is_empty() || raw.bcqueuelen.is_some() {
         return Err(CniError::config("sourceMacs and bcqueuelen are macvlan settings"));
+    }
+    if raw.stable_mac {
+        return Err(CniError::config("stableMac: ipvlan interfaces share their master's MAC address"));
     }
     Ok(Kind::Ipvlan { mode, flag })
 }

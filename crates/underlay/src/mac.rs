@@ -49,6 +49,24 @@ impl MacAddr {
         self.0 == [0; 6]
     }
 
+    /// A locally administered unicast MAC derived from `parts` (a network and a stable
+    /// name): the same parts give the same MAC on every host and after every restart.
+    /// Parts are joined with a NUL, which no name contains, so ("ab", "c") and ("a",
+    /// "bc") differ.
+    pub fn stable(parts: &[&str]) -> MacAddr {
+        let bytes = parts.iter().enumerate().flat_map(|(i, p)| (i > 0).then_some(0u8).into_iter().chain(p.bytes()));
+        // FNV-1a, then a finalizer that spreads every input bit over the output.
+        let mut h = crate::stable_hash(bytes);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        let b = h.to_be_bytes();
+        // Locally administered (bit 1 set), unicast (bit 0 clear).
+        MacAddr([(b[2] & 0xfc) | 0x02, b[3], b[4], b[5], b[6], b[7]])
+    }
+
     /// A usable interface address: not zero, not multicast or broadcast.
     pub fn is_unicast(&self) -> bool {
         !self.is_zero() && !self.is_multicast()
@@ -117,6 +135,22 @@ string_serde!(HwAddr);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stable_macs_are_local_unicast_repeatable_and_distinct() {
+        let a = MacAddr::stable(&["lan", "default", "web"]);
+        assert_eq!(a, MacAddr::stable(&["lan", "default", "web"]));
+        assert!(a.is_unicast() && a.0[0] & 2 == 2, "{a}");
+        let others =
+            [["lan", "default", "db"], ["wan", "default", "web"], ["lan", "prod", "web"], ["lan", "defaultw", "eb"]];
+        for o in others {
+            assert_ne!(MacAddr::stable(&o), a, "{o:?}");
+        }
+        let mut all: Vec<MacAddr> = (0..10_000).map(|i| MacAddr::stable(&["lan", "ns", &format!("pod-{i}")])).collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 10_000);
+    }
 
     #[test]
     fn round_trips_and_refuses_garbage() {
