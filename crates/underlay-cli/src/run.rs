@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// A name for the endpoint (default: ep-<id>).
     #[arg(long)]
     name: Option<String>,
+    /// A MAC derived from the network and --name: the same after every restart
+    /// (macvlan; locally administered).
+    #[arg(long, requires = "name", conflicts_with = "mac")]
+    stable_mac: bool,
     /// Run in the background; `underlay stop NAME` ends it.
     #[arg(short = 'd', long)]
     detach: bool,
@@ -79,6 +83,7 @@ fn start(dirs: &Dirs, args: RunArgs) -> Result<u8> {
         drop_netns(dirs, &id);
         return Err(e.into());
     }
+    let request_name = name.clone();
     let request = Request {
         id: id.clone(),
         name,
@@ -86,7 +91,7 @@ fn start(dirs: &Dirs, args: RunArgs) -> Result<u8> {
         netns: netns.path().to_path_buf(),
         netns_owned: true,
         ips: args.ips.iter().copied().chain(args.ip6).collect(),
-        mac: args.mac,
+        mac: if args.stable_mac { Some(MacAddr::stable(&[&args.network, &request_name])) } else { args.mac },
         command: args.command.clone(),
         detached: args.detach,
     };

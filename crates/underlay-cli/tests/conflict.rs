@@ -53,3 +53,26 @@ fn run_skips_and_refuses_an_address_in_use_and_holds_are_listed_and_released() {
     assert_eq!(u.run(&["network", "holds", "lan", "--format", "json"]).ok().json(), serde_json::json!([]));
     u.run(&["stop", "a"]).ok();
 }
+
+#[test]
+fn run_with_a_stable_mac_keeps_it_across_restarts() {
+    let w = world(WorldSpec::seed("clistable").nodes(1).pods(0));
+    let u = Underlay::on(&w.node(0).netns);
+    u.seed_network("lan");
+    let sleeper_stable = |name| {
+        vec!["run", "--network", "lan", "-d", "--name", name, "--stable-mac", "--", "/bin/busybox", "sleep", "120"]
+    };
+    u.run(&sleeper_stable("web")).ok();
+    let first = u.wait_running("web")["mac"].clone();
+    assert!(first.is_string(), "{first}");
+    u.run(&["stop", "web"]).ok();
+    u.run(&sleeper_stable("web")).ok();
+    assert_eq!(u.wait_running("web")["mac"], first, "the same name keeps its MAC");
+    u.run(&sleeper_stable("db")).ok();
+    assert_ne!(u.wait_running("db")["mac"], first);
+    // Without a name there is nothing stable to derive from.
+    let out = u.run(&["run", "--network", "lan", "--stable-mac", "--", "/bin/true"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("--name"), "{}", out.stderr);
+    u.run(&["stop", "web", "db"]).ok();
+}
