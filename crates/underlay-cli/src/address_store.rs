@@ -113,6 +113,11 @@ impl AddressStore {
         Ok(records.into_iter().filter_map(|(ip, r)| ForeignHold::from_record(ip, r.as_ref()?)).collect())
     }
 
+    /// Records `hold` (an address a probe found in use); false if someone holds it.
+    pub fn hold_for_device(&self, hold: &ForeignHold) -> Result<bool> {
+        self.hold(hold.ip, &hold.record())
+    }
+
     /// Frees the address `hold` is on if that hold is still what holds it.
     pub fn release_hold(&self, hold: &ForeignHold) -> Result<()> {
         match self {

@@ -92,6 +92,10 @@ pub fn doctor(dirs: &Dirs, args: DoctorArgs) -> Result<bool> {
                 findings.extend(mtu(n, &link));
                 findings.extend(host_address_clash(&mut nl, &link, &endpoints)?);
                 findings.push(isolation(n, host_access.is_some()));
+                for why in crate::holds::describe(dirs, n)? {
+                    let fix = "give that device another address, or release the hold once it has left: underlay network release-hold";
+                    findings.push(finding("foreign-hold", Severity::Warning, why, fix));
+                }
             }
             findings.extend(platform());
             if args.probe && link.up {

@@ -58,3 +58,63 @@ pub fn release(dirs: &Dirs, name: &str, ips: &[IpAddr], expired: bool, all: bool
     }
     Ok(())
 }
+
+/// One sentence per foreign hold of network `name`, for `doctor`.
+pub fn describe(dirs: &Dirs, net: &crate::model::Network) -> Result<Vec<String>> {
+    let t = now();
+    let mut holds = AddressStore::of(net, dirs)?.holds()?;
+    holds.sort_by_key(|h| h.ip);
+    Ok(holds
+        .iter()
+        .map(|h| {
+            let state = if h.expired(t) { "expired".to_string() } else { format!("held for {} s more", h.until - t) };
+            format!(
+                "{} answered ARP probes from MAC {}: a device on the LAN uses it, so it is not handed out ({state})",
+                h.ip, h.mac
+            )
+        })
+        .collect())
+}
+
+/// Addresses for `owner` from `store` that no device on the LAN answers for (probed
+/// from a fresh MAC on the network's parent, with the plugins' defaults): a used
+/// address the store chose is held for the device and another taken; one in
+/// `requested` is refused, naming the device. Nothing is kept on failure.
+pub fn probed(
+    net: &crate::model::Network,
+    store: &AddressStore,
+    owner: &underlay::cni::Attachment,
+    requested: Vec<IpAddr>,
+) -> Result<Vec<IpAddr>> {
+    use underlay_attach::conflict::{Detection, MAX_TRIES};
+    let detection = Detection::default();
+    let parent = underlay_linux::Netlink::new()?.link(&net.parent)?;
+    let mut found = Vec::new();
+    for _ in 0..MAX_TRIES {
+        let got: Vec<IpAddr> = store.add(owner, requested.clone())?.ips.iter().map(|i| i.address.addr()).collect();
+        let v4: Vec<std::net::Ipv4Addr> =
+            got.iter().filter_map(|ip| if let IpAddr::V4(a) = ip { Some(*a) } else { None }).collect();
+        let conflicts = if v4.is_empty() || !parent.up {
+            vec![]
+        } else {
+            underlay_linux::probe::conflicts_from_parent(parent.index, &v4, &detection.probing)
+                .inspect_err(|_| drop(store.del(owner)))?
+        };
+        if conflicts.is_empty() {
+            return Ok(got);
+        }
+        store.del(owner)?;
+        if let Some(c) = conflicts.iter().find(|c| requested.contains(&IpAddr::V4(c.ip))) {
+            return Err(Failure::conflict(format!("{} is already in use on the LAN by MAC {}", c.ip, c.mac)));
+        }
+        let until = now() + detection.hold.as_secs();
+        for c in &conflicts {
+            store.hold_for_device(&ForeignHold { ip: IpAddr::V4(c.ip), mac: c.mac, until })?;
+        }
+        found.extend(conflicts.iter().map(|c| c.to_string()));
+    }
+    Err(Failure::conflict(format!(
+        "no address free of conflicts after {MAX_TRIES} tries; in use on the LAN: {}",
+        found.join(", ")
+    )))
+}

@@ -133,8 +133,7 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
     // The shim's address is drawn from ranges without the parent's own addresses.
     let alloc =
         if requested.is_empty() { AddressStore::for_allocation(&net, dirs)? } else { AddressStore::of(&net, dirs)? };
-    let got = alloc.add(&owner(&net), requested)?;
-    let addresses: Vec<IpAddr> = got.ips.iter().map(|i| i.address.addr()).collect();
+    let addresses = crate::holds::probed(&net, &alloc, &owner(&net), requested)?;
     let release = || {
         let _ = store.del(&owner(&net));
     };

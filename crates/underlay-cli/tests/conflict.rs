@@ -36,6 +36,11 @@ fn run_skips_and_refuses_an_address_in_use_and_holds_are_listed_and_released() {
     let shown = u.run(&["network", "holds", "lan"]).ok().stdout.clone();
     assert!(shown.contains("192.168.1.96") && shown.contains(&ext.mac.to_string()), "{shown}");
 
+    let report = u.run(&["doctor", "lan", "--format", "json"]).json();
+    let hold = report["findings"].as_array().unwrap().iter().find(|f| f["check"] == "foreign-hold").cloned();
+    let hold = hold.unwrap_or_else(|| panic!("no foreign-hold finding: {report:#}"));
+    assert!(hold["finding"].as_str().unwrap_or_default().contains(&ext.mac.to_string()), "{hold:#}");
+
     // Asked for: refused, naming the device; nothing new is left.
     let before = (u.reservations("lan"), u.namespaces());
     let out = u.run(&sleeper("asked", &["--ip", "192.168.1.99"]));
@@ -75,4 +80,26 @@ fn run_with_a_stable_mac_keeps_it_across_restarts() {
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("--name"), "{}", out.stderr);
     u.run(&["stop", "web", "db"]).ok();
+}
+
+#[test]
+fn host_access_probes_the_shims_address() {
+    let w = world(WorldSpec::seed("clicdha").nodes(1).pods(0));
+    let ext = w.external();
+    let mut nl = ext.netns.netlink().unwrap();
+    let eth0 = nl.link(&ext.ifname).unwrap();
+    for ip in ["192.168.1.96/24", "192.168.1.99/24"] {
+        nl.add_address(eth0.index, ip.parse().unwrap(), AddressOptions::default()).unwrap();
+    }
+    let u = Underlay::on(&w.node(0).netns);
+    u.lan("lan", &["--ip-range", "192.168.1.96/28"]).ok();
+    let shown = u.run(&["host-access", "enable", "lan"]).ok().stdout.clone();
+    assert!(shown.contains("192.168.1.97") && !shown.contains("192.168.1.96"), "{shown}");
+    let holds = u.run(&["network", "holds", "lan", "--format", "json"]).ok().json();
+    assert_eq!(holds[0]["ip"], "192.168.1.96", "{holds:#}");
+    u.run(&["host-access", "disable", "lan"]).ok();
+    let out = u.run(&["host-access", "enable", "lan", "--address", "192.168.1.99"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("192.168.1.99") && out.stderr.contains(&ext.mac.to_string()), "{}", out.stderr);
+    assert_eq!(u.reservations("lan"), vec!["192.168.1.96".to_string()], "only the device's hold");
 }

@@ -33,8 +33,24 @@ fn probe_packet(mac: MacAddr, target: Ipv4Addr) -> [u8; 28] {
 /// Asks, from a fresh MAC on `parent` (an interface index in the caller's namespace),
 /// who has each of `targets`; returns every answer seen within `wait`.
 pub fn arp_probe(parent: u32, targets: &[Ipv4Addr], wait: Duration) -> Result<Vec<Answer>> {
+    from_new_link(parent, targets, move |index, mac, targets| exchange(index, mac, targets, wait))
+}
+
+/// Conflict detection (`conflicts`) for an address this host is about to take on
+/// `parent` itself (a host-access shim), from a fresh MAC on it.
+pub fn conflicts_from_parent(parent: u32, targets: &[Ipv4Addr], probing: &Probing) -> Result<Vec<Conflict>> {
+    let probing = *probing;
+    from_new_link(parent, targets, move |index, mac, targets| conflicts(index, mac, targets, &probing))
+}
+
+/// Runs `job` on a temporary macvlan of `parent` in a throwaway namespace.
+fn from_new_link<T: Send + 'static>(
+    parent: u32,
+    targets: &[Ipv4Addr],
+    job: impl FnOnce(u32, MacAddr, &[Ipv4Addr]) -> Result<T> + Send + 'static,
+) -> Result<T> {
     let targets = targets.to_vec();
-    std::thread::spawn(move || -> Result<Vec<Answer>> {
+    std::thread::spawn(move || -> Result<T> {
         // This socket stays in the caller's namespace, where the parent is.
         let mut outside = Netlink::new()?;
         unshare(CloneFlags::CLONE_NEWNET)?;
@@ -46,8 +62,7 @@ pub fn arp_probe(parent: u32, targets: &[Ipv4Addr], wait: Duration) -> Result<Ve
         let link = inside.link("ulprobe0")?;
         inside.set_up(link.index, true)?;
         let mac = link.mac.ok_or_else(|| Error::new("probe link", "no MAC"))?;
-        let answers = exchange(link.index, mac, &targets, wait)?;
-        Ok(answers)
+        job(link.index, mac, &targets)
         // The namespace, and the macvlan in it, go with this thread.
     })
     .join()
