@@ -199,7 +199,7 @@ fn configure_in(
 /// Probes `targets` before they are configured: from the endpoint itself for macvlan
 /// (brought up for it, still without addresses), from the master for ipvlan, whose
 /// children share its MAC and receive no unicast ARP replies for addresses they do not
-/// have yet.
+/// have yet. A master that is down is not probed through.
 #[allow(clippy::too_many_arguments)]
 fn probe(
     pod: &Netns,
@@ -212,6 +212,11 @@ fn probe(
     probing: &underlay_linux::probe::Probing,
 ) -> Result<Vec<underlay_linux::probe::Conflict>, CniError> {
     let what = |e: underlay_linux::Error| CniError::from(e.context(format!("probe {targets:?} on {}", link.name)));
+    // A master that is down is on no LAN yet: nothing can answer, and nothing can be
+    // sent (ENETDOWN).
+    if !master.up {
+        return Ok(vec![]);
+    }
     match conf.kind {
         Kind::Macvlan { .. } => {
             pod_nl.set_up(link.index, true).map_err(what)?;

@@ -201,9 +201,31 @@ fn listen(
             Err(e) => return Err(io(e)),
         }
     }
-    // Closing a packet socket waits out a grace period too; the caller need not.
-    std::thread::spawn(move || drop(socket));
+    release_elsewhere(socket);
     Ok(out)
+}
+
+/// Closing a packet socket waits out an RCU grace period (~20 ms), and so does a
+/// process exiting with one open: a plugin's caller would wait for it. The last close
+/// is left to a child (`/bin/true`, holding it as stdin) that nobody waits for, or
+/// failing that to a thread of ours.
+fn release_elsewhere(socket: socket2::Socket) {
+    use std::process::{Command, Stdio};
+    let fd = std::os::fd::OwnedFd::from(socket);
+    let Ok(copy) = fd.try_clone() else {
+        std::thread::spawn(move || drop(fd));
+        return;
+    };
+    // By path: a plugin's environment need not have PATH.
+    match Command::new("/bin/true").stdin(copy).stdout(Stdio::null()).stderr(Stdio::null()).spawn() {
+        Ok(mut child) => {
+            // Ours goes now, before `true` is done: its exit is then the last close.
+            drop(fd);
+            // Reaped off the caller's path (a long-lived caller would collect zombies).
+            std::thread::spawn(move || child.wait());
+        }
+        Err(_) => drop(std::thread::spawn(move || drop(fd))),
+    }
 }
 
 #[cfg(test)]
