@@ -135,26 +135,4 @@ mod tests {
         let unknown: Value = serde_json::json!({"underlay": {"holds": []}});
         assert!(from_conf(&unknown).unwrap_err().msg.contains("holds"));
     }
-
-    #[test]
-    fn allocation_records_holds_first_and_gc_keeps_them_until_they_expire() {
-        use crate::cni::{CniArgs, Version};
-        use crate::ipam::host_local::{add_in, gc_in};
-        use crate::ipam::{HostLocalConf, store::MemStore};
-        let mut conf = serde_json::json!({"cniVersion": "1.0.0", "name": "n", "ipam": {"type": "host-local",
-            "subnet": "192.168.1.0/24", "rangeStart": "192.168.1.100", "rangeEnd": "192.168.1.200"}});
-        conf[EXTENSION_KEY] = serde_json::json!({"foreignHolds": [hold()]});
-        let conf = HostLocalConf::parse(&conf, Version::V1_0_0, &CniArgs::default()).unwrap();
-        let mut store = MemStore::default();
-        let pod = Attachment { container_id: "c1".into(), ifname: "eth0".into() };
-        let got = add_in(&mut store, &conf, &pod).unwrap();
-        assert_eq!(got.ips[0].address.addr().to_string(), "192.168.1.101");
-        assert_eq!(store.held[&hold().ip], hold().record());
-        // GC with no valid attachment: the pod's address goes, the live hold stays.
-        assert_eq!(gc_in(&mut store, &[]).unwrap().len(), 1);
-        assert!(store.held.contains_key(&hold().ip));
-        let old = ForeignHold { until: 1, ..hold() };
-        store.held.insert(old.ip, old.record());
-        assert_eq!(gc_in(&mut store, &[]).unwrap(), vec![old.ip], "an expired hold goes");
-    }
 }

@@ -185,3 +185,7 @@ fn unplaced(conf: &HostLocalConf, left: &[IpAddr]) -> Option<CniError> {
         None => CniError::config(format!("requested addresses {} are in none of the ranges", list.join(", "))),
     })
 }
+
+#[cfg(test)]
+#[path = "host_local_tests.rs"]
+mod tests;
