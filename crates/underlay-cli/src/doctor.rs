@@ -65,8 +65,8 @@ pub fn doctor(dirs: &Dirs, args: DoctorArgs) -> Result<bool> {
         Some(name) => {
             let state = State::lock(dirs)?;
             let net = state.network(name)?;
-            let eps: Vec<Endpoint> = state.endpoints()?.into_iter().filter(|e| &e.network == name).collect();
-            let ha = state.host_access(name)?;
+            let eps: Vec<Endpoint> = state.endpoints()?.into_iter().filter(|e| e.network == net.name).collect();
+            let ha = state.host_access(&net.name)?;
             (Some(net), eps, ha)
         }
         None => (None, vec![], None),

@@ -70,6 +70,26 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// Runs `f` on each of `items` (the names a command was given), reporting each failure
+/// on stderr and going on with the rest, as Docker does. One item: its own failure
+/// (and exit code); several: exit 1 at the end if any failed.
+pub fn each<T: fmt::Display>(items: &[T], mut f: impl FnMut(&T) -> Result<()>) -> Result<()> {
+    if let [one] = items {
+        return f(one);
+    }
+    let mut failed = 0;
+    for item in items {
+        if let Err(e) = f(item) {
+            eprintln!("underlay: {item}: {e}");
+            failed += 1;
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(Failure::new(exit::FAILED, format!("{n} of {} failed", items.len()))),
+    }
+}
+
 impl From<underlay_linux::Error> for Failure {
     fn from(e: underlay_linux::Error) -> Failure {
         Failure::system(e.to_string())

@@ -106,6 +106,9 @@ fn del_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) {
 pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAccess> {
     let state = State::lock(dirs)?;
     let net = state.network(name)?;
+    // Named by ID or prefix: from here on, by its name.
+    let name = net.name.clone();
+    let name = name.as_str();
     if let Some(ha) = state.host_access(name)? {
         return Ok(ha);
     }
@@ -207,9 +210,18 @@ fn undo(nl: &mut Netlink, ha: &HostAccess) -> Vec<Error> {
 
 pub fn disable(dirs: &Dirs, name: &str) -> Result<()> {
     let state = State::lock(dirs)?;
-    let ha = state
-        .host_access(name)?
-        .ok_or_else(|| Failure::not_found(format!("host access to \"{name}\" is not enabled")))?;
+    // A network named by ID or prefix; a record whose network is gone, by its name.
+    let name = match state.network(name) {
+        Ok(net) => net.name,
+        Err(_) if state.host_access(name)?.is_some() => name.to_string(),
+        Err(e) => return Err(e),
+    };
+    let name = name.as_str();
+    // Like `enable`, safe to repeat: nothing to remove is not an error.
+    let Some(ha) = state.host_access(name)? else {
+        eprintln!("underlay: host access to \"{name}\" is not enabled; nothing to do");
+        return Ok(());
+    };
     let errors = undo(&mut Netlink::new()?, &ha);
     if let Ok(net) = state.network(name) {
         let _ = AddressStore::of(&net, dirs)?.del(&owner(&net));
