@@ -213,7 +213,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
 }
 
 fn report(e: Failure) -> ExitCode {
-    eprintln!("underlay: {e}");
+    e.eprint();
     ExitCode::from(e.code)
 }
 

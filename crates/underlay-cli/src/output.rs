@@ -131,8 +131,8 @@ pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
     }
     let mut t = Table::new();
     t.load_style(UTF8_FULL_CONDENSED).set_header(header.to_vec());
-    if let Some(w) = terminal_width() {
-        t.set_content_arrangement(ContentArrangement::Dynamic).set_width(w);
+    if let Some(w) = crate::terminal::width(&std::io::stdout()) {
+        t.set_content_arrangement(ContentArrangement::Dynamic).set_width(w.min(u16::MAX.into()) as u16);
     }
     for r in rows {
         t.add_row(r);
@@ -156,18 +156,6 @@ fn plain(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
-}
-
-/// The terminal's width in columns (stdout's), or $COLUMNS.
-fn terminal_width() -> Option<u16> {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: TIOCGWINSZ only writes a winsize into the struct it is given, which
-    // lives for the whole call; fd 1 is this process's stdout.
-    let r = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) };
-    if r == 0 && ws.ws_col > 0 {
-        return Some(ws.ws_col);
-    }
-    std::env::var("COLUMNS").ok()?.parse().ok()
 }
 
 pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) {

@@ -64,7 +64,7 @@ pub fn run(dirs: &Dirs, args: RunArgs) -> u8 {
     match start(dirs, args) {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("underlay: {f}");
+            f.eprint();
             exit::RUN_FAILED
         }
     }
@@ -254,7 +254,11 @@ pub struct AttachArgs {
 }
 
 pub fn attach_existing(dirs: &Dirs, a: AttachArgs) -> Result<Endpoint> {
-    Netns::open(&a.netns).map_err(|e| Failure::usage(e.to_string()))?;
+    // A path that is not there is "not found" (3); one that is no namespace, bad input.
+    Netns::open(&a.netns).map_err(|e| match std::fs::symlink_metadata(&a.netns) {
+        Err(_) => Failure::not_found(format!("--netns {}: no such namespace", a.netns.display())),
+        Ok(_) => Failure::usage(format!("--netns {}: {e}", a.netns.display())),
+    })?;
     let id = new_id();
     let name = a.name.unwrap_or_else(|| format!("ep-{}", &id[..8]));
     check_name(&name)?;

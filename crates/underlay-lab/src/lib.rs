@@ -67,7 +67,10 @@ enum LabCommand {
     Down,
     /// (Internal) a lab host's server.
     #[command(name = "__lab-serve", hide = true)]
-    Serve { ports: Vec<u16> },
+    Serve {
+        /// TCP ports to listen on.
+        ports: Vec<u16>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -154,4 +157,13 @@ fn serve(ports: &[u16]) -> Result<()> {
         bail!("no port to serve");
     }
     serve::serve(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_of_every_subcommand_is_described() {
+        let missing = underlay_cli::help::undescribed(&<super::Cli as clap::CommandFactory>::command());
+        assert!(missing.is_empty(), "arguments without help:\n{}", missing.join("\n"));
+    }
 }
