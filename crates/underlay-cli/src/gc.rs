@@ -46,7 +46,8 @@ pub fn gc(dirs: &Dirs) -> Result<()> {
     for net in state.networks()? {
         let mut valid: Vec<Attachment> = eps
             .iter()
-            .filter(|e| e.network == net.name)
+            // An exited endpoint holds nothing: an address in its name is stray.
+            .filter(|e| e.network == net.name && e.phase != Phase::Exited)
             .map(|e| Attachment { container_id: e.id.clone(), ifname: IFNAME.to_string() })
             .collect();
         valid.extend(net.subnets.iter().flat_map(|s| s.aux_addresses.keys()).map(|n| aux_owner(&net, n)));
