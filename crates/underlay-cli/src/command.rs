@@ -75,6 +75,7 @@ enum Command {
         name: String,
     },
     /// Attach a network namespace made by someone else.
+    #[command(override_usage = "underlay attach [OPTIONS] <NETWORK> <--netns <NETNS>|--pid <PID>>")]
     Attach {
         /// The network: name, ID or unique ID prefix.
         network: String,

@@ -74,5 +74,16 @@ fn listings_for_scripts_and_for_terminals() {
     for line in text.lines() {
         assert!(line.trim_end_matches('\r').chars().count() <= 60, "wider than 60: {line:?}\n{text}");
     }
+    // Errors on a terminal are wrapped to its width; the words are all there.
+    let cmd = format!(
+        "stty cols 40; {} --state-dir {} --run-dir {} stop no-such-endpoint-with-a-long-name",
+        env!("CARGO_BIN_EXE_underlay"),
+        u.state_dir().display(),
+        u.run_dir().display()
+    );
+    let tty = u.node.command("script").args(["-qec", &cmd, "/dev/null"]).stdin(Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&tty.stdout).replace('\r', "");
+    assert!(text.contains("no-such-endpoint-with-a-long-name") && text.contains("underlay ps -a"), "{text}");
+    assert!(text.lines().count() >= 3 && text.lines().all(|l| l.chars().count() <= 40), "{text}");
     u.run(&["stop", "web"]).ok();
 }
