@@ -12,6 +12,8 @@ use serde::Serialize;
 use underlay_linux::{Link, Netlink};
 
 use crate::failure::{Failure, Result};
+use crate::finding::finding;
+pub use crate::finding::{Finding, Severity};
 use crate::model::{Endpoint, Network};
 use crate::output::{Format, print_json};
 use crate::state::{Dirs, State};
@@ -30,29 +32,6 @@ pub struct DoctorArgs {
     /// Findings as text for people, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// A check that found nothing wrong.
-    Ok,
-    Info,
-    Warning,
-    Error,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    /// A stable name of the check, for scripts.
-    pub check: &'static str,
-    pub severity: Severity,
-    pub finding: String,
-    pub fix: String,
-}
-
-fn finding(check: &'static str, severity: Severity, finding: String, fix: impl Into<String>) -> Finding {
-    Finding { check, severity, finding, fix: fix.into() }
 }
 
 #[derive(Serialize)]

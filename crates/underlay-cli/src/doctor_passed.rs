@@ -3,7 +3,7 @@
 
 use underlay_linux::support::{Feature, has};
 
-use crate::doctor::{Finding, Severity};
+use crate::finding::{Finding, Severity};
 
 /// A check that passed: its name, and the findings that would have been its failures.
 struct Check {

@@ -11,6 +11,7 @@ pub mod doctor_passed;
 pub mod endpoint;
 pub mod exited;
 pub mod failure;
+pub mod finding;
 pub mod gc;
 pub mod help;
 pub mod host_access;
