@@ -159,6 +159,21 @@ fn detached_commands_keep_their_exit_code_and_log_until_removed() {
     assert_eq!(u.run(&["logs", "e"]).ok().stdout, "hello\n");
     // The name stays taken until removed, as in Docker.
     assert_eq!(u.run(&sleeper("e", &[])).code, 125);
+    // `rm` of a running endpoint is refused; an exited one does not keep its network,
+    // and `stop` removes it as `rm` does.
+    u.run(&sleeper("live", &[])).ok();
+    u.wait_running("live");
+    let out = u.run(&["rm", "live"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("underlay stop live"), "{}", out.stderr);
+    u.run(&["stop", "-t", "1", "live"]).ok();
+    u.run(&["network", "create", "--subnet", "10.8.0.0/24", "-o", "parent=enp0s3", "side"]).ok();
+    u.run(&["run", "--network", "side", "-d", "--name", "brief", "--", "/bin/busybox", "true"]).ok();
+    while !ps_all(&u).iter().any(|e| e["name"] == "brief" && e["phase"] == "exited") {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    u.run(&["network", "rm", "side"]).ok();
+    u.run(&["stop", "brief"]).ok();
     u.run(&["rm", "e"]).ok();
     assert!(ps_all(&u).is_empty() && logs(&u).is_empty());
     // --rm: nothing kept.
