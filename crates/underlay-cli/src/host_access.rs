@@ -23,6 +23,7 @@ use crate::state::{Dirs, State};
 pub enum HostAccessCommand {
     /// Let this host reach the network's endpoints.
     Enable {
+        /// The network: name, ID or unique ID prefix.
         network: String,
         /// The shim's address (default: the next free one of the network). A bare
         /// address: it becomes a host address, never a second route to the subnet.
@@ -30,9 +31,13 @@ pub enum HostAccessCommand {
         address: Option<String>,
     },
     /// Remove exactly what `enable` made.
-    Disable { network: String },
+    Disable {
+        /// The network: name, ID or unique ID prefix (nothing to do if not enabled).
+        network: String,
+    },
     /// Show host access per network.
     Status {
+        /// A table for people, or JSON for scripts.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -106,6 +111,9 @@ fn del_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) {
 pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAccess> {
     let state = State::lock(dirs)?;
     let net = state.network(name)?;
+    // Named by ID or prefix: from here on, by its name.
+    let name = net.name.clone();
+    let name = name.as_str();
     if let Some(ha) = state.host_access(name)? {
         return Ok(ha);
     }
@@ -207,9 +215,18 @@ fn undo(nl: &mut Netlink, ha: &HostAccess) -> Vec<Error> {
 
 pub fn disable(dirs: &Dirs, name: &str) -> Result<()> {
     let state = State::lock(dirs)?;
-    let ha = state
-        .host_access(name)?
-        .ok_or_else(|| Failure::not_found(format!("host access to \"{name}\" is not enabled")))?;
+    // A network named by ID or prefix; a record whose network is gone, by its name.
+    let name = match state.network(name) {
+        Ok(net) => net.name,
+        Err(_) if state.host_access(name)?.is_some() => name.to_string(),
+        Err(e) => return Err(e),
+    };
+    let name = name.as_str();
+    // Like `enable`, safe to repeat: nothing to remove is not an error.
+    let Some(ha) = state.host_access(name)? else {
+        eprintln!("underlay: host access to \"{name}\" is not enabled; nothing to do");
+        return Ok(());
+    };
     let errors = undo(&mut Netlink::new()?, &ha);
     if let Ok(net) = state.network(name) {
         let _ = AddressStore::of(&net, dirs)?.del(&owner(&net));
@@ -221,33 +238,65 @@ pub fn disable(dirs: &Dirs, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a record's shim is now: "up", "down" or "missing" (gone, as after a reboot or
+/// an `ip link del`). `doctor` says the same.
+pub fn shim_state(nl: &mut Netlink, ha: &HostAccess) -> &'static str {
+    match nl.link_by_name(&ha.shim).ok().flatten() {
+        Some(l) if l.up => "up",
+        Some(_) => "down",
+        None => "missing",
+    }
+}
+
+/// Shows each network's host access; exit 1 when a shim is not up.
 fn status(dirs: &Dirs, format: Format) -> Result<()> {
     let state = State::lock(dirs)?;
     let all = state.all_host_access()?;
+    let mut nl = Netlink::new()?;
+    let states: Vec<&str> = all.iter().map(|ha| shim_state(&mut nl, ha)).collect();
     match format {
-        Format::Json => print_json(&all),
+        Format::Json => {
+            // The record, its shim's state, and the sysctls as what they are: the
+            // values saved at enable, put back by disable (not the live values).
+            let out: Vec<serde_json::Value> = all
+                .iter()
+                .zip(&states)
+                .map(|(ha, st)| {
+                    let mut v = serde_json::to_value(ha).expect("records serialize");
+                    let saved: Vec<serde_json::Value> =
+                        ha.sysctls.iter().map(|s| serde_json::json!({"key": s.key, "saved_value": s.value})).collect();
+                    v.as_object_mut().map(|o| o.remove("sysctls"));
+                    v["saved_sysctls"] = serde_json::Value::Array(saved);
+                    v["state"] = serde_json::json!(st);
+                    v
+                })
+                .collect();
+            print_json(&out);
+        }
         Format::Table => {
-            let mut nl = Netlink::new()?;
-            let rows = all.iter().map(|ha| {
+            let rows = all.iter().zip(&states).map(|(ha, st)| {
                 let addrs: Vec<String> = ha.addresses.iter().map(IpAddr::to_string).collect();
                 let routes = if ha.ranges.is_empty() {
-                    "one per endpoint".to_string()
+                    "per-endpoint".to_string()
                 } else {
-                    ha.ranges.iter().map(IpNet::to_string).collect::<Vec<_>>().join(", ")
+                    ha.ranges.iter().map(IpNet::to_string).collect::<Vec<_>>().join(",")
                 };
-                let up = nl.link_by_name(&ha.shim).ok().flatten().is_some_and(|l| l.up);
-                vec![
-                    ha.network.clone(),
-                    ha.shim.clone(),
-                    addrs.join(", "),
-                    routes,
-                    if up { "up".into() } else { "missing (run `underlay host-access restore`)".into() },
-                ]
+                vec![ha.network.clone(), ha.shim.clone(), addrs.join(","), routes, st.to_string()]
             });
             table(&["NETWORK", "SHIM", "ADDRESS", "ROUTES", "STATE"], rows);
         }
     }
-    Ok(())
+    let broken: Vec<String> = all
+        .iter()
+        .zip(&states)
+        .filter(|(_, st)| **st != "up")
+        .map(|(ha, st)| format!("{} ({st})", ha.network))
+        .collect();
+    if broken.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(crate::failure::exit::FAILED, format!("host access is not working for {}", broken.join(", ")))
+        .hint("make the shims again: underlay host-access restore"))
 }
 
 /// Makes every enabled shim again, with its routes (after a reboot the links are gone).
