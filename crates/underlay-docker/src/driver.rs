@@ -11,6 +11,9 @@ use underlay::MacAddr;
 use underlay_linux::{Link, MacvlanSpec, Netlink};
 
 use crate::api::{CreateEndpoint, CreateNetwork, EndpointRef, InterfaceName, Join, JoinReply, NetworkRef};
+use crate::host_access;
+use crate::host_addresses;
+use crate::ipam::Ipam;
 use crate::options::NetworkSpec;
 use crate::records::{EndpointRecord, NetworkRecord, Records, check_id};
 
@@ -83,7 +86,7 @@ impl Driver {
         })
     }
 
-    pub fn create_network(&self, req: CreateNetwork) -> Reply {
+    pub fn create_network(&self, req: CreateNetwork, ipam: &Ipam) -> Reply {
         check_id("network ID", &req.network_id)?;
         let spec = NetworkSpec::parse(&req)?;
         if spec.pools.is_empty() {
@@ -104,11 +107,17 @@ impl Driver {
                 ));
             }
         }
-        self.records.put_network(&NetworkRecord { id: req.network_id, spec, parent: parent.name })?;
+        let host_access = host_access::make(&mut nl, &req, &spec, &parent, ipam)?;
+        let own_ipam = NetworkSpec::own_ipam(&req);
+        let rec = NetworkRecord { id: req.network_id, spec, parent: parent.name, host_access, own_ipam };
+        if let Err(e) = self.records.put_network(&rec) {
+            host_access::remove(&mut nl, &rec, ipam);
+            return Err(e);
+        }
         Ok(json!({}))
     }
 
-    pub fn delete_network(&self, req: NetworkRef) -> Reply {
+    pub fn delete_network(&self, req: NetworkRef, ipam: &Ipam) -> Reply {
         check_id("network ID", &req.network_id)?;
         let _g = self.guard();
         let mut nl = nl()?;
@@ -117,6 +126,11 @@ impl Driver {
             if let Err(e) = self.remove_endpoint(&mut nl, &ep) {
                 errors.push(e);
             }
+        }
+        match self.records.network(&req.network_id) {
+            Ok(Some(net)) => errors.extend(host_access::remove(&mut nl, &net, ipam)),
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
         if let Err(e) = self.records.remove_network(&req.network_id) {
             errors.push(e);
@@ -137,6 +151,9 @@ impl Driver {
             if !net.spec.pools.iter().any(|p| p.subnet.contains(&ip.addr())) {
                 return Err(format!("address {} is outside the subnets of network {}", ip.addr(), short(&net.id)));
             }
+            // Another IPAM driver may not know this host's addresses; the macvlan must.
+            let own = host_addresses::within(&IpNet::from(ip.addr()))?;
+            host_addresses::refuse(ip.addr(), &own, "the IPAM driver's address")?;
             addresses.push(ip);
         }
         let mac = match iface.mac_address.as_str() {
@@ -184,6 +201,10 @@ impl Driver {
             let _ = nl.delete_link_by_name(&ep.link);
             return Err(format!("create macvlan on parent {} for network {}: {e}", parent.name, short(&net.id)));
         }
+        if let Err(e) = host_access::route(&mut nl, &net, &ep, true) {
+            let _ = nl.delete_link_by_name(&ep.link);
+            return Err(format!("network {}: {e}", short(&net.id)));
+        }
         let gw = |v6| net.spec.gateway_for(v6).map(|g| g.to_string()).unwrap_or_default();
         let has_v6 = ep.addresses.iter().any(|a| a.addr().is_ipv6());
         let reply = JoinReply {
@@ -206,7 +227,11 @@ impl Driver {
         check_id("endpoint ID", &req.endpoint_id)?;
         // Deleting what is already gone succeeds: dockerd retries after crashes.
         let Some(ep) = self.records.endpoint(&req.endpoint_id)? else { return Ok(json!({})) };
-        self.remove_endpoint(&mut nl()?, &ep)?;
+        let mut nl = nl()?;
+        if let Ok(Some(net)) = self.records.network(&ep.network) {
+            let _ = host_access::route(&mut nl, &net, &ep, false);
+        }
+        self.remove_endpoint(&mut nl, &ep)?;
         Ok(json!({}))
     }
 
@@ -232,6 +257,10 @@ impl Driver {
             if link.name.starts_with(LINK_PREFIX) && link.is_macvlan() && nl.delete_link(link.index).is_ok() {
                 done.push(format!("removed leftover link {}", link.name));
             }
+        }
+        let endpoints = self.records.endpoints();
+        for net in self.records.networks() {
+            done.extend(host_access::restore(&mut nl, &net, &endpoints));
         }
         done
     }

@@ -2,8 +2,10 @@
 //! on-disk store format under the state dir, so reservations survive restarts and a
 //! taken `--ip` is refused with a clear message.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::IpNet;
@@ -16,6 +18,7 @@ use underlay::ipam::store::Store;
 use underlay::ipam::{RangeConf, RangeSet};
 
 use crate::api::{PoolRef, ReleaseAddress, RequestAddress, RequestPool};
+use crate::host_addresses;
 
 pub const ADDRESS_SPACE: &str = "underlay";
 const GATEWAY_TYPE: &str = "com.docker.network.gateway";
@@ -24,6 +27,9 @@ const POOL_PREFIX: &str = "underlay:";
 pub struct Ipam {
     dir: PathBuf,
     serial: AtomicU64,
+    /// The `--ip-range` of each subnet Docker asked a pool for (CreateNetwork follows
+    /// RequestPool at once, so host access can draw from the same range).
+    ranges: Mutex<HashMap<IpNet, Option<IpNet>>>,
 }
 
 type Reply = Result<Value, String>;
@@ -69,7 +75,7 @@ impl Pool {
 
 impl Ipam {
     pub fn new(dir: PathBuf) -> Ipam {
-        Ipam { dir, serial: AtomicU64::new(0) }
+        Ipam { dir, serial: AtomicU64::new(0), ranges: Mutex::new(HashMap::new()) }
     }
 
     fn store(&self, pool: &Pool) -> Result<DiskStore, String> {
@@ -113,6 +119,7 @@ impl Ipam {
         }
         let pool = Pool { subnet, range };
         pool.range_set()?;
+        self.ranges.lock().unwrap_or_else(|p| p.into_inner()).insert(subnet, range);
         // Opening creates the store, so a bad state dir shows up now, not at docker run.
         self.store(&pool)?.commit().map_err(|e| e.msg)?;
         Ok(json!({"PoolID": pool.id(), "Pool": subnet.to_string(), "Data": {}}))
@@ -141,15 +148,37 @@ impl Ipam {
             },
             ifname: String::new(),
         };
-        let mut store = self.store(&pool)?;
+        let flag = if want.is_some_and(|ip| ip.is_ipv6()) { "--ip6" } else { "--ip" };
+        let ip = self.take(&pool, want, &owner, !gateway, flag)?;
+        Ok(
+            json!({"Address": IpNet::new(ip, pool.subnet.prefix_len()).map_err(|e| e.to_string())?.to_string(), "Data": {}}),
+        )
+    }
+
+    /// Reserves `want` (or the next free address of the pool) for `owner`; with
+    /// `not_host`, never one of this host's own addresses (`flag` names where a
+    /// requested one came from).
+    fn take(
+        &self,
+        pool: &Pool,
+        want: Option<IpAddr>,
+        owner: &Attachment,
+        not_host: bool,
+        flag: &str,
+    ) -> Result<IpAddr, String> {
+        let set = pool.range_set()?;
+        // The gateway may well be this host (a router); anything else it carries is not handed out.
+        let own = if not_host { host_addresses::within(&pool.subnet)? } else { Vec::new() };
+        let mut store = self.store(pool)?;
         let ip = match want {
             Some(ip) => {
+                host_addresses::refuse(ip, &own, flag)?;
                 if !pool.subnet.contains(&ip) {
                     return Err(format!("address {ip} is outside subnet {}", pool.subnet));
                 }
-                if !store.reserve(ip, &owner, 0).map_err(|e| e.msg)? {
+                if !store.reserve(ip, owner, 0).map_err(|e| e.msg)? {
                     return Err(format!(
-                        "address {ip} is already in use in {}; choose another --ip or leave it out",
+                        "address {ip} is already in use in {}; choose another {flag} or leave it out",
                         pool.subnet
                     ));
                 }
@@ -159,15 +188,34 @@ impl Ipam {
                 let mut set = set;
                 // The gateway is reserved like any address, so it is never handed out.
                 set.0[0].gateway = pool.subnet.network();
-                allocate(&set, 0, &mut store, &owner, None)
+                let set = host_addresses::cut_out(&set, &own).map_err(|e| format!("subnet {}: {e}", pool.subnet))?;
+                allocate(&set, 0, &mut store, owner, None)
                     .map_err(|e| format!("{} (subnet {})", e.msg, pool.subnet))?
                     .ip
             }
         };
         store.commit().map_err(|e| e.msg)?;
-        Ok(
-            json!({"Address": IpNet::new(ip, pool.subnet.prefix_len()).map_err(|e| e.to_string())?.to_string(), "Data": {}}),
-        )
+        Ok(ip)
+    }
+
+    /// The pool of `subnet` as Docker last asked for it (its `--ip-range`), else the
+    /// whole subnet.
+    fn pool_of(&self, subnet: IpNet) -> Pool {
+        let range = self.ranges.lock().unwrap_or_else(|p| p.into_inner()).get(&subnet).copied().flatten();
+        Pool { subnet, range }
+    }
+
+    /// Holds an address of `subnet` for `owner` outside Docker's calls (the host-access
+    /// shim's): `want`, or the next free one of the pool.
+    pub fn hold(&self, subnet: IpNet, want: Option<IpAddr>, owner: &Attachment) -> Result<IpAddr, String> {
+        self.take(&self.pool_of(subnet), want, owner, true, "-o host_access=")
+    }
+
+    /// Frees what [`Ipam::hold`] held.
+    pub fn release(&self, subnet: IpNet, ip: IpAddr) -> Result<(), String> {
+        let mut store = self.store(&Pool { subnet, range: None })?;
+        store.remove(ip).map_err(|e| e.msg)?;
+        store.commit().map_err(|e| e.msg)
     }
 
     pub fn release_address(&self, req: ReleaseAddress) -> Reply {

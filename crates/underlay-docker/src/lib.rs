@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod driver;
+pub mod host_access;
+pub mod host_addresses;
 pub mod ipam;
 pub mod options;
 pub mod records;

@@ -32,6 +32,31 @@ pub struct NetworkSpec {
     /// 0: the parent's.
     pub mtu: u32,
     pub pools: Vec<Pool>,
+    /// `-o host_access=`: a shim lets this host reach the network's containers.
+    #[serde(default)]
+    pub host_access: Option<HostAccessAsk>,
+}
+
+/// What `-o host_access=` asked for the shim's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostAccessAsk {
+    /// The next free address of the network's pool (needs `--ipam-driver underlay`).
+    Auto,
+    Address(IpAddr),
+}
+
+impl HostAccessAsk {
+    fn parse(value: &str, parent: &str) -> Result<HostAccessAsk, String> {
+        if value == "auto" {
+            return Ok(HostAccessAsk::Auto);
+        }
+        if let Some(why) = underlay_linux::shim::refuse_address(value, parent) {
+            return Err(format!("-o host_access={value}: {why}"));
+        }
+        value.parse().map(HostAccessAsk::Address).map_err(|_| {
+            format!("-o host_access={value}: expected the shim's address (a bare IP address of the subnet) or auto")
+        })
+    }
 }
 
 fn string_value(key: &str, v: &Value) -> Result<String, String> {
@@ -73,7 +98,9 @@ impl NetworkSpec {
             }
             Some(other) => return Err(format!("option {GENERIC}: expected an object, got {other}")),
         }
-        let mut spec = NetworkSpec { parent: None, mode: MacvlanMode::Bridge, mtu: 0, pools: Vec::new() };
+        let mut spec =
+            NetworkSpec { parent: None, mode: MacvlanMode::Bridge, mtu: 0, pools: Vec::new(), host_access: None };
+        let mut host_access = None;
         for (key, value) in &generic {
             match key.as_str() {
                 "parent" | "host_iface" => {
@@ -94,14 +121,18 @@ impl NetworkSpec {
                         .filter(|m| (68..=65535).contains(m))
                         .ok_or_else(|| format!("-o {MTU_KEY}={value}: expected a number from 68 to 65535"))?
                 }
+                "host_access" => host_access = Some(value.clone()),
                 // Docker's own keys (labels, scopes) are not ours to judge.
                 k if k.starts_with("com.docker.") => {}
                 other => {
                     return Err(format!(
-                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode and {MTU_KEY}"
+                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode, host_access and {MTU_KEY}"
                     ));
                 }
             }
+        }
+        if let Some(v) = host_access {
+            spec.host_access = Some(HostAccessAsk::parse(&v, spec.parent.as_deref().unwrap_or("the parent"))?);
         }
         for d in req.ipv4_data.iter().flatten() {
             spec.pools.push(pool(d, "IPv4")?);
@@ -123,6 +154,15 @@ impl NetworkSpec {
             }
         }
         None
+    }
+
+    /// Whether the underlay IPAM driver manages the network's addresses.
+    pub fn own_ipam(req: &CreateNetwork) -> bool {
+        req.ipv4_data
+            .iter()
+            .chain(req.ipv6_data.iter())
+            .flatten()
+            .any(|d| d.address_space == crate::ipam::ADDRESS_SPACE)
     }
 
     /// The gateway of the family of `addr`, as Join returns it.
@@ -161,6 +201,12 @@ mod tests {
         assert!(e.contains("macvlan_mode=bridged"), "{e}");
         let e = NetworkSpec::parse(&req(serde_json::json!({"colour": "red"}))).unwrap_err();
         assert!(e.contains("colour=red"), "{e}");
+        let e = NetworkSpec::parse(&req(serde_json::json!({"host_access": "192.168.1.5/24"}))).unwrap_err();
+        assert!(e.contains("host_access=192.168.1.5/24") && e.contains("192.168.1.5"), "{e}");
+        let e = NetworkSpec::parse(&req(serde_json::json!({"host_access": "yes"}))).unwrap_err();
+        assert!(e.contains("host_access=yes"), "{e}");
+        let s = NetworkSpec::parse(&req(serde_json::json!({"host_access": "auto"}))).unwrap();
+        assert_eq!(s.host_access, Some(HostAccessAsk::Auto));
         let e = NetworkSpec::parse(&req(serde_json::json!({"com.docker.network.driver.mtu": "9x"}))).unwrap_err();
         assert!(e.contains("9x"), "{e}");
     }

@@ -19,6 +19,12 @@ pub struct NetworkRecord {
     pub spec: NetworkSpec,
     /// The parent actually used (the default-route interface when none was given).
     pub parent: String,
+    /// What `-o host_access=` made, so DeleteNetwork removes exactly that.
+    #[serde(default)]
+    pub host_access: Option<underlay_cli::model::HostAccess>,
+    /// The underlay IPAM driver holds the network's addresses (and the shim's).
+    #[serde(default)]
+    pub own_ipam: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
