@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod driver;
+pub mod etcd_pool;
 pub mod host_access;
 pub mod host_addresses;
 pub mod ipam;
