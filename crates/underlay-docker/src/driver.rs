@@ -205,7 +205,9 @@ impl Driver {
             let _ = nl.delete_link_by_name(&ep.link);
             return Err(format!("network {}: {e}", short(&net.id)));
         }
-        let gw = |v6| net.spec.gateway_for(v6).map(|g| g.to_string()).unwrap_or_default();
+        // --internal: no default route out of the network.
+        let gw =
+            |v6| net.spec.gateway_for(v6).filter(|_| !net.spec.internal).map(|g| g.to_string()).unwrap_or_default();
         let has_v6 = ep.addresses.iter().any(|a| a.addr().is_ipv6());
         let reply = JoinReply {
             interface_name: InterfaceName { src_name: ep.link.clone(), dst_prefix: "eth".into() },

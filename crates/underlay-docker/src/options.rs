@@ -14,6 +14,8 @@ use crate::api::{CreateNetwork, IpamData};
 /// Where `-o key=value` arrives in CreateNetwork.
 const GENERIC: &str = "com.docker.network.generic";
 pub const MTU_KEY: &str = "com.docker.network.driver.mtu";
+/// Where `--internal` arrives.
+const INTERNAL: &str = "com.docker.network.internal";
 
 /// One subnet of a network with its gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +37,9 @@ pub struct NetworkSpec {
     /// `-o host_access=`: a shim lets this host reach the network's containers.
     #[serde(default)]
     pub host_access: Option<HostAccessAsk>,
+    /// `--internal`: containers get no default route (Docker's macvlan does the same).
+    #[serde(default)]
+    pub internal: bool,
 }
 
 /// What `-o host_access=` asked for the shim's address.
@@ -98,8 +103,14 @@ impl NetworkSpec {
             }
             Some(other) => return Err(format!("option {GENERIC}: expected an object, got {other}")),
         }
-        let mut spec =
-            NetworkSpec { parent: None, mode: MacvlanMode::Bridge, mtu: 0, pools: Vec::new(), host_access: None };
+        let mut spec = NetworkSpec {
+            parent: None,
+            mode: MacvlanMode::Bridge,
+            mtu: 0,
+            pools: Vec::new(),
+            host_access: None,
+            internal: false,
+        };
         let mut host_access = None;
         for (key, value) in &generic {
             match key.as_str() {
@@ -131,6 +142,13 @@ impl NetworkSpec {
                 }
             }
         }
+        // dockerd puts --internal beside the generic options, as a bool.
+        spec.internal = match req.options.get(INTERNAL) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(other) => return Err(format!("option {INTERNAL}: expected true or false, got {other}")),
+        };
         if let Some(v) = host_access {
             spec.host_access = Some(HostAccessAsk::parse(&v, spec.parent.as_deref().unwrap_or("the parent"))?);
         }

@@ -1,0 +1,81 @@
+//! Docker's network options with Docker's meanings: `--aux-address` and `--internal`.
+//! dockerd runs in the root namespace; the parent is a root-namespace veth whose peer is
+//! in a test world.
+
+mod support;
+
+use support::{
+    Docker, IMAGE, Plugin, driver_name, leftover_links, records, reservations, serial, skip_without_docker, world,
+};
+
+#[test]
+fn aux_addresses_are_never_handed_out_and_shown_by_inspect() {
+    if skip_without_docker("aux_addresses_are_never_handed_out_and_shown_by_inspect") {
+        return;
+    }
+    let _s = serial();
+    let (_w, parent) = world("dkaux");
+    let state = tempfile::tempdir().unwrap();
+    let plugin = Plugin::start(&driver_name("x"), state.path());
+    let docker = Docker::start();
+    let drv = plugin.name.as_str();
+    let p = format!("parent={parent}");
+    // .64-.67, of which .65 and .66 are the LAN's (a router, a printer).
+    let args = ["network", "create", "--driver", drv, "--ipam-driver", drv, "--subnet=192.168.1.0/24"];
+    let more =
+        ["--ip-range=192.168.1.64/30", "--aux-address", "router=192.168.1.65", "--aux-address", "printer=192.168.1.66"];
+    docker.run(&[&args[..], &more, &["-o", &p, "aux"]].concat()).ok();
+    let inspect = docker.run(&["network", "inspect", "aux"]).ok().stdout.clone();
+    assert!(
+        inspect.contains("\"router\": \"192.168.1.65\"") && inspect.contains("\"printer\": \"192.168.1.66\""),
+        "{inspect}"
+    );
+    let mut got = Vec::new();
+    for name in ["a1", "a2"] {
+        docker.run(&["run", "-d", "--name", name, "--network", "aux", IMAGE, "sleep", "600"]).ok();
+        let f = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}";
+        got.push(docker.run(&["inspect", "-f", f, name]).ok().stdout.clone());
+    }
+    got.sort();
+    assert_eq!(got, ["192.168.1.64", "192.168.1.67"]);
+    // The range is full: the aux addresses are not handed out even then.
+    let r = docker.run(&["run", "--rm", "--network", "aux", IMAGE, "true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    let r = docker.run(&["run", "--rm", "--network", "aux", "--ip", "192.168.1.65", IMAGE, "true"]);
+    assert!(r.code == 125 && r.stderr.contains("192.168.1.65") && r.stderr.contains("already in use"), "{}", r.stderr);
+    docker.run(&["rm", "-f", "a1", "a2"]).ok();
+    docker.run(&["network", "rm", "aux"]).ok();
+    assert_eq!(reservations(state.path()), Vec::<String>::new());
+    assert_eq!(leftover_links("ulj"), Vec::<String>::new());
+    assert_eq!(records(state.path(), "endpoints"), Vec::<String>::new());
+}
+
+#[test]
+fn internal_networks_give_no_default_route() {
+    if skip_without_docker("internal_networks_give_no_default_route") {
+        return;
+    }
+    let _s = serial();
+    let (_w, parent) = world("dkint");
+    let state = tempfile::tempdir().unwrap();
+    let plugin = Plugin::start(&driver_name("i"), state.path());
+    let docker = Docker::start();
+    let drv = plugin.name.as_str();
+    let p = format!("parent={parent}");
+    let create = |name: &str, extra: &[&str]| {
+        let args = ["network", "create", "--driver", drv, "--gateway=192.168.1.1", "-o", &p];
+        docker.run(&[&args[..], extra, &[name]].concat()).ok();
+    };
+    let routes =
+        |net: &str| docker.run(&["run", "--rm", "--network", net, IMAGE, "ip", "-4", "route"]).ok().stdout.clone();
+    create("open", &["--subnet=192.168.1.0/24"]);
+    assert!(routes("open").contains("default via 192.168.1.1"), "{}", routes("open"));
+    docker.run(&["network", "rm", "open"]).ok();
+    create("inside", &["--subnet=192.168.1.0/24", "--internal"]);
+    let inspect = docker.run(&["network", "inspect", "-f", "{{.Internal}}", "inside"]).ok().stdout.clone();
+    assert_eq!(inspect, "true");
+    let r = routes("inside");
+    assert!(!r.contains("default") && r.contains("192.168.1.0/24"), "{r}");
+    docker.run(&["network", "rm", "inside"]).ok();
+    assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
+}
