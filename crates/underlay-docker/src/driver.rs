@@ -16,6 +16,7 @@ use crate::host_addresses;
 use crate::ipam::Ipam;
 use crate::options::NetworkSpec;
 use crate::records::{EndpointRecord, NetworkRecord, Records, check_id};
+use crate::vlan_parent;
 
 /// Links Join makes start with this; nothing else in the host namespace should.
 pub const LINK_PREFIX: &str = "ulj";
@@ -94,7 +95,21 @@ impl Driver {
         }
         let _g = self.guard();
         let mut nl = nl()?;
-        let parent = check_parent(&mut nl, &spec)?;
+        let id = req.network_id.clone();
+        let vlan = match &spec.parent {
+            Some(p) => vlan_parent::acquire(&mut nl, p, &id)?.then(|| p.clone()),
+            None => None,
+        };
+        let made = self.make_network(&mut nl, &req, spec, ipam);
+        if let (Err(_), Some(p)) = (&made, vlan) {
+            let _ = vlan_parent::release(&mut nl, &p, &id);
+        }
+        made
+    }
+
+    /// CreateNetwork once a VLAN parent is counted: checks, host access, the record.
+    fn make_network(&self, nl: &mut Netlink, req: &CreateNetwork, spec: NetworkSpec, ipam: &Ipam) -> Reply {
+        let parent = check_parent(nl, &spec)?;
         for other in self.records.networks() {
             if other.id != req.network_id
                 && other.parent == parent.name
@@ -107,11 +122,11 @@ impl Driver {
                 ));
             }
         }
-        let host_access = host_access::make(&mut nl, &req, &spec, &parent, ipam)?;
-        let own_ipam = NetworkSpec::own_ipam(&req);
-        let rec = NetworkRecord { id: req.network_id, spec, parent: parent.name, host_access, own_ipam };
+        let host_access = host_access::make(nl, req, &spec, &parent, ipam)?;
+        let own_ipam = NetworkSpec::own_ipam(req);
+        let rec = NetworkRecord { id: req.network_id.clone(), spec, parent: parent.name, host_access, own_ipam };
         if let Err(e) = self.records.put_network(&rec) {
-            host_access::remove(&mut nl, &rec, ipam);
+            host_access::remove(nl, &rec, ipam);
             return Err(e);
         }
         Ok(json!({}))
@@ -128,7 +143,10 @@ impl Driver {
             }
         }
         match self.records.network(&req.network_id) {
-            Ok(Some(net)) => errors.extend(host_access::remove(&mut nl, &net, ipam)),
+            Ok(Some(net)) => {
+                errors.extend(host_access::remove(&mut nl, &net, ipam));
+                errors.extend(vlan_parent::release(&mut nl, &net.parent, &net.id).err());
+            }
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
@@ -261,6 +279,8 @@ impl Driver {
             }
         }
         let endpoints = self.records.endpoints();
+        // Parents first: a shim sits on its network's parent.
+        done.extend(vlan_parent::restore(&mut nl, &self.records.networks()));
         for net in self.records.networks() {
             done.extend(host_access::restore(&mut nl, &net, &endpoints));
         }

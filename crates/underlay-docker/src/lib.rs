@@ -11,3 +11,4 @@ pub mod ipam;
 pub mod options;
 pub mod records;
 pub mod server;
+pub mod vlan_parent;
