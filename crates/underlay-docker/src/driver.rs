@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use underlay::MacAddr;
 use underlay_linux::{Link, MacvlanSpec, Netlink};
 
+use crate::announce;
 use crate::api::{CreateEndpoint, CreateNetwork, EndpointRef, InterfaceName, Join, JoinReply, NetworkRef};
 use crate::host_access;
 use crate::host_addresses;
@@ -222,6 +223,9 @@ impl Driver {
         if let Err(e) = host_access::route(&mut nl, &net, &ep, true) {
             let _ = nl.delete_link_by_name(&ep.link);
             return Err(format!("network {}: {e}", short(&net.id)));
+        }
+        if let Ok(Some(mac)) = nl.link(&ep.link).map(|l| l.mac) {
+            announce::after_join(&req.sandbox_key, mac, ep.addresses.iter().map(|a| a.addr()).collect());
         }
         // --internal: no default route out of the network.
         let gw =

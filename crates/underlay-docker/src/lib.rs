@@ -2,6 +2,7 @@
 //! `underlay-docker-plugin` over a unix socket in `/run/docker/plugins/`; networks
 //! are macvlans on a parent, endpoints persisted under `/var/lib/underlay/docker`.
 
+pub mod announce;
 pub mod api;
 pub mod driver;
 pub mod etcd_pool;

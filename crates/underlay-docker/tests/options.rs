@@ -79,3 +79,37 @@ fn internal_networks_give_no_default_route() {
     docker.run(&["network", "rm", "inside"]).ok();
     assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
 }
+
+#[test]
+fn join_announces_the_containers_address_to_the_lan() {
+    if skip_without_docker("join_announces_the_containers_address_to_the_lan") {
+        return;
+    }
+    let _s = serial();
+    let (w, parent) = world("dkann");
+    let state = tempfile::tempdir().unwrap();
+    let plugin = Plugin::start(&driver_name("a"), state.path());
+    let docker = Docker::start();
+    let drv = plugin.name.as_str();
+    let p = format!("parent={parent}");
+    docker.run(&["network", "create", "--driver", drv, "--subnet=192.168.1.0/24", "-o", &p, "ann"]).ok();
+    let ext = w.external();
+    let index = ext.netns.netlink().unwrap().link(&ext.ifname).unwrap().index;
+    let listener = {
+        let ns = underlay_linux::Netns::open(ext.netns.path()).unwrap();
+        let wait = std::time::Duration::from_secs(5);
+        std::thread::spawn(move || ns.run(move || underlay_linux::announce::capture_arp(index, wait)))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    docker.run(&["run", "-d", "--name", "a1", "--network", "ann", "--ip", "192.168.1.77", IMAGE, "sleep", "600"]).ok();
+    let link = docker.run(&["exec", "a1", "ip", "-o", "link", "show", "eth0"]).ok().stdout.clone();
+    let mac = link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).unwrap_or_default().to_string();
+    let mac: underlay::MacAddr = mac.parse().unwrap_or_else(|_| panic!("no MAC in {link:?}"));
+    let seen = listener.join().unwrap().unwrap().unwrap();
+    let ip = [192, 168, 1, 77];
+    // Announcements: sender and target address both the container's, from its own MAC.
+    let announced = seen.iter().filter(|p| p[14..18] == ip && p[24..28] == ip && p[8..14] == mac.0).count();
+    assert!(announced >= 3, "{announced} announcements of 192.168.1.77 from {mac}: {seen:?}");
+    docker.run(&["rm", "-f", "a1"]).ok();
+    docker.run(&["network", "rm", "ann"]).ok();
+}
