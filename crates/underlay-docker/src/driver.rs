@@ -8,19 +8,18 @@ use std::sync::Mutex;
 use ipnet::IpNet;
 use serde_json::{Value, json};
 use underlay::MacAddr;
-use underlay_linux::{Link, MacvlanSpec, Netlink};
+use underlay_linux::support::{Feature, has};
+use underlay_linux::{Link, Netlink};
 
 use crate::announce;
 use crate::api::{CreateEndpoint, CreateNetwork, EndpointRef, InterfaceName, Join, JoinReply, NetworkRef};
 use crate::host_access;
 use crate::host_addresses;
 use crate::ipam::Ipam;
+use crate::link;
 use crate::options::NetworkSpec;
 use crate::records::{EndpointRecord, NetworkRecord, Records, check_id};
 use crate::vlan_parent;
-
-/// Links Join makes start with this; nothing else in the host namespace should.
-pub const LINK_PREFIX: &str = "ulj";
 
 pub struct Driver {
     records: Records,
@@ -93,6 +92,9 @@ impl Driver {
         let spec = NetworkSpec::parse(&req)?;
         if spec.pools.is_empty() {
             return Err("no subnet: give --subnet (or --ipam-driver underlay with --subnet)".into());
+        }
+        if spec.ipvlan.is_some() && !has(Feature::Ipvlan).map_err(|e| e.to_string())? {
+            return Err(format!("cannot make an ipvlan network: {}", Feature::Ipvlan.missing()));
         }
         let _g = self.guard();
         let mut nl = nl()?;
@@ -181,11 +183,16 @@ impl Driver {
                 Some(m.parse::<MacAddr>().map_err(|_| format!("--mac-address {m:?} is not a MAC address"))?.to_string())
             }
         };
+        if mac.is_some() && net.spec.ipvlan.is_some() {
+            return Err(
+                "--mac-address cannot be honoured on an ipvlan network: its containers share the parent's MAC".into()
+            );
+        }
         let _g = self.guard();
         if let Some(old) = self.records.endpoint(&req.endpoint_id)? {
             return Err(format!("endpoint {} already exists on network {}", short(&old.id), short(&old.network)));
         }
-        let link = format!("{LINK_PREFIX}{}", &req.endpoint_id[..req.endpoint_id.len().min(12)]);
+        let link = format!("{}{}", link::PREFIX, &req.endpoint_id[..req.endpoint_id.len().min(12)]);
         let rec = EndpointRecord { id: req.endpoint_id, network: net.id, addresses, mac, link };
         self.records.put_endpoint(&rec)?;
         // Docker's default IPAM chose the addresses: echoing them back is an error.
@@ -211,15 +218,7 @@ impl Driver {
         // Nothing is written here: the link's name follows from the endpoint ID, and
         // at start every such link still in this namespace is a leftover (a joined
         // one lives in its container), so a crash mid-Join leaves nothing behind.
-        let mac = ep.mac.as_deref().map(|m| m.parse::<MacAddr>()).transpose().map_err(|_| "bad MAC in record")?;
-        let mut spec = MacvlanSpec::new(&ep.link, parent.index, net.spec.mode);
-        spec.mtu = net.spec.mtu;
-        spec.mac = mac;
-        let _ = nl.delete_link_by_name(&ep.link);
-        if let Err(e) = nl.create_macvlan(&spec) {
-            let _ = nl.delete_link_by_name(&ep.link);
-            return Err(format!("create macvlan on parent {} for network {}: {e}", parent.name, short(&net.id)));
-        }
+        link::create(&mut nl, &net, &ep, &parent).map_err(|e| format!("network {}: {e}", short(&net.id)))?;
         if let Err(e) = host_access::route(&mut nl, &net, &ep, true) {
             let _ = nl.delete_link_by_name(&ep.link);
             return Err(format!("network {}: {e}", short(&net.id)));
@@ -227,15 +226,17 @@ impl Driver {
         if let Ok(Some(mac)) = nl.link(&ep.link).map(|l| l.mac) {
             announce::after_join(&req.sandbox_key, mac, ep.addresses.iter().map(|a| a.addr()).collect());
         }
-        // --internal: no default route out of the network.
-        let gw =
-            |v6| net.spec.gateway_for(v6).filter(|_| !net.spec.internal).map(|g| g.to_string()).unwrap_or_default();
+        // --internal: no default route out of the network; in ipvlan l3 it goes through the device.
+        let l3 = !link::static_routes(&net, &ep).is_empty();
+        let gw = |v6| {
+            net.spec.gateway_for(v6).filter(|_| !net.spec.internal && !l3).map(|g| g.to_string()).unwrap_or_default()
+        };
         let has_v6 = ep.addresses.iter().any(|a| a.addr().is_ipv6());
         let reply = JoinReply {
             interface_name: InterfaceName { src_name: ep.link.clone(), dst_prefix: "eth".into() },
             gateway: if ep.has_v4() { gw(false) } else { String::new() },
             gateway_ipv6: if has_v6 { gw(true) } else { String::new() },
-            static_routes: Vec::new(),
+            static_routes: link::static_routes(&net, &ep),
         };
         serde_json::to_value(reply).map_err(|e| e.to_string())
     }
@@ -278,7 +279,7 @@ impl Driver {
         let mut done = Vec::new();
         let Ok(mut nl) = nl() else { return done };
         for link in nl.links().unwrap_or_default() {
-            if link.name.starts_with(LINK_PREFIX) && link.is_macvlan() && nl.delete_link(link.index).is_ok() {
+            if link::is_ours(&link) && nl.delete_link(link.index).is_ok() {
                 done.push(format!("removed leftover link {}", link.name));
             }
         }

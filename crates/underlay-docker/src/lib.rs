@@ -9,6 +9,7 @@ pub mod etcd_pool;
 pub mod host_access;
 pub mod host_addresses;
 pub mod ipam;
+pub mod link;
 pub mod options;
 pub mod records;
 pub mod server;

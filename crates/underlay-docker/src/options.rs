@@ -8,6 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use underlay_linux::MacvlanMode;
+use underlay_linux::ipvlan::{IpvlanFlag, IpvlanMode};
 
 use crate::api::{CreateNetwork, IpamData};
 
@@ -40,6 +41,16 @@ pub struct NetworkSpec {
     /// `--internal`: containers get no default route (Docker's macvlan does the same).
     #[serde(default)]
     pub internal: bool,
+    /// `-o ipvlan_mode=` / `-o ipvlan_flag=`: an ipvlan network instead of macvlan.
+    #[serde(default)]
+    pub ipvlan: Option<Ipvlan>,
+}
+
+/// An ipvlan network's mode and flag (Docker's ipvlan driver's options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipvlan {
+    pub mode: IpvlanMode,
+    pub flag: IpvlanFlag,
 }
 
 /// What `-o host_access=` asked for the shim's address.
@@ -110,7 +121,9 @@ impl NetworkSpec {
             pools: Vec::new(),
             host_access: None,
             internal: false,
+            ipvlan: None,
         };
+        let mut macvlan_mode = false;
         let mut host_access = None;
         for (key, value) in &generic {
             match key.as_str() {
@@ -121,9 +134,20 @@ impl NetworkSpec {
                     spec.parent = Some(value.clone())
                 }
                 "macvlan_mode" => {
+                    macvlan_mode = true;
                     spec.mode = value.parse().map_err(|e| {
                         format!("-o macvlan_mode={value}: {e} (use bridge, private, vepa, passthru or source)")
                     })?
+                }
+                "ipvlan_mode" => {
+                    let mode = value.parse().map_err(|e| format!("-o ipvlan_mode={value}: {e} (use l2, l3 or l3s)"))?;
+                    spec.ipvlan.get_or_insert(Ipvlan { mode, flag: IpvlanFlag::Bridge }).mode = mode;
+                }
+                "ipvlan_flag" => {
+                    let flag = value
+                        .parse()
+                        .map_err(|e| format!("-o ipvlan_flag={value}: {e} (use bridge, private or vepa)"))?;
+                    spec.ipvlan.get_or_insert(Ipvlan { mode: IpvlanMode::L2, flag }).flag = flag;
                 }
                 MTU_KEY => {
                     spec.mtu = value
@@ -137,10 +161,20 @@ impl NetworkSpec {
                 k if k.starts_with("com.docker.") => {}
                 other => {
                     return Err(format!(
-                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode, host_access and {MTU_KEY}"
+                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode, ipvlan_mode, ipvlan_flag, host_access and {MTU_KEY}"
                     ));
                 }
             }
+        }
+        if macvlan_mode && spec.ipvlan.is_some() {
+            return Err(
+                "-o macvlan_mode and -o ipvlan_mode/ipvlan_flag exclude each other: pick macvlan or ipvlan".into()
+            );
+        }
+        if spec.ipvlan.is_some() && host_access.is_some() {
+            return Err(
+                "-o host_access is for macvlan networks; an ipvlan network's host access is not supported yet".into()
+            );
         }
         // dockerd puts --internal beside the generic options, as a bool.
         spec.internal = match req.options.get(INTERNAL) {

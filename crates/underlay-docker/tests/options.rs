@@ -7,6 +7,7 @@ mod support;
 use support::{
     Docker, IMAGE, Plugin, driver_name, leftover_links, records, reservations, serial, skip_without_docker, world,
 };
+use underlay_linux::support::{Feature, has, report_skip};
 
 #[test]
 fn aux_addresses_are_never_handed_out_and_shown_by_inspect() {
@@ -112,4 +113,50 @@ fn join_announces_the_containers_address_to_the_lan() {
     assert!(announced >= 3, "{announced} announcements of 192.168.1.77 from {mac}: {seen:?}");
     docker.run(&["rm", "-f", "a1"]).ok();
     docker.run(&["network", "rm", "ann"]).ok();
+}
+
+#[test]
+fn ipvlan_networks_or_a_clear_refusal() {
+    let test = "ipvlan_networks_or_a_clear_refusal";
+    if skip_without_docker(test) {
+        return;
+    }
+    let _s = serial();
+    let (_w, parent) = world("dkipv");
+    let state = tempfile::tempdir().unwrap();
+    let plugin = Plugin::start(&driver_name("p"), state.path());
+    let docker = Docker::start();
+    let drv = plugin.name.as_str();
+    let p = format!("parent={parent}");
+    let create = |name: &str, subnet: &str, extra: &[&str]| {
+        let args = ["network", "create", "--driver", drv, "--subnet", subnet, "-o", &p];
+        docker.run(&[&args[..], extra, &[name]].concat())
+    };
+    let r = create("bad", "10.7.0.0/24", &["-o", "ipvlan_mode=l4"]);
+    assert!(r.code != 0 && r.stderr.contains("ipvlan_mode=l4"), "{}", r.stderr);
+    let r = create("bad", "10.7.0.0/24", &["-o", "ipvlan_mode=l2", "-o", "macvlan_mode=bridge"]);
+    assert!(r.code != 0 && r.stderr.contains("exclude each other"), "{}", r.stderr);
+    if !has(Feature::Ipvlan).expect("probe ipvlan") {
+        let r = create("l2", "192.168.1.0/24", &["-o", "ipvlan_mode=l2"]);
+        assert!(r.code != 0 && r.stderr.contains("lacks ipvlan"), "{}", r.stderr);
+        assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
+        report_skip(test, Feature::Ipvlan);
+        return;
+    }
+    create("l2", "192.168.1.0/24", &["--gateway=192.168.1.1", "-o", "ipvlan_mode=l2", "-o", "ipvlan_flag=bridge"]).ok();
+    let show = ["ip", "-d", "-o", "link", "show", "eth0"];
+    let r = docker.run(&[&["run", "--rm", "--network", "l2", "--ip", "192.168.1.80", IMAGE][..], &show].concat());
+    let out = r.ok().stdout.clone();
+    assert!(out.contains("ipvlan") && out.contains("mode l2"), "{out}");
+    let parent_mac = std::fs::read_to_string(format!("/sys/class/net/{parent}/address")).unwrap();
+    assert!(out.contains(parent_mac.trim()), "{out} does not carry the parent's MAC {parent_mac}");
+    let r = docker.run(&["run", "--rm", "--network", "l2", "--mac-address", "02:42:c0:a8:01:63", IMAGE, "true"]);
+    assert!(r.code == 125 && r.stderr.contains("--mac-address"), "{}", r.stderr);
+    docker.run(&["network", "rm", "l2"]).ok();
+    create("l3", "10.8.0.0/24", &["-o", "ipvlan_mode=l3"]).ok();
+    let r = docker.run(&["run", "--rm", "--network", "l3", IMAGE, "ip", "-4", "route"]).ok().stdout.clone();
+    assert!(r.contains("default dev eth0"), "{r}");
+    docker.run(&["network", "rm", "l3"]).ok();
+    assert_eq!(leftover_links("ulj"), Vec::<String>::new());
+    assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
 }
