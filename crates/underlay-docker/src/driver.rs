@@ -126,8 +126,14 @@ impl Driver {
             }
         }
         let host_access = host_access::make(nl, req, &spec, &parent, ipam)?;
-        let own_ipam = NetworkSpec::own_ipam(req);
-        let rec = NetworkRecord { id: req.network_id.clone(), spec, parent: parent.name, host_access, own_ipam };
+        let (host_access, shim_pool) = host_access.unzip();
+        let rec = NetworkRecord {
+            id: req.network_id.clone(),
+            spec,
+            parent: parent.name,
+            host_access,
+            shim_pool: shim_pool.flatten(),
+        };
         if let Err(e) = self.records.put_network(&rec) {
             host_access::remove(nl, &rec, ipam);
             return Err(e);
@@ -285,7 +291,9 @@ impl Driver {
         }
         let endpoints = self.records.endpoints();
         // Parents first: a shim sits on its network's parent.
-        done.extend(vlan_parent::restore(&mut nl, &self.records.networks()));
+        let networks = self.records.networks();
+        done.extend(vlan_parent::restore(&mut nl, &networks));
+        done.extend(host_access::leftovers(&mut nl, &networks));
         for net in self.records.networks() {
             done.extend(host_access::restore(&mut nl, &net, &endpoints));
         }

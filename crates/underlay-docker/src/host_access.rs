@@ -33,14 +33,15 @@ fn aux_addresses(req: &CreateNetwork) -> Vec<IpAddr> {
     values.filter_map(|v| v.split('/').next().and_then(|a| a.parse().ok())).collect()
 }
 
-/// Makes the shim for a network being created; everything is undone on failure.
+/// Makes the shim for a network being created, with the pool ID our IPAM holds its
+/// address in; everything is undone on failure.
 pub fn make(
     nl: &mut Netlink,
     req: &CreateNetwork,
     spec: &NetworkSpec,
     parent: &Link,
     ipam: &Ipam,
-) -> Result<Option<HostAccess>, String> {
+) -> Result<Option<(HostAccess, Option<String>)>, String> {
     let Some(ask) = spec.host_access else { return Ok(None) };
     let id = &req.network_id;
     let own_ipam = NetworkSpec::own_ipam(req);
@@ -69,13 +70,14 @@ pub fn make(
             (pool.ok_or("-o host_access=auto: the network has no subnet")?.subnet, None)
         }
     };
-    let ip = if own_ipam {
-        ipam.hold(subnet, want, &owner(id))?
+    let (ip, pool) = if own_ipam {
+        let (ip, pool) = ipam.hold(subnet, want, &owner(id))?;
+        (ip, Some(pool))
     } else {
         let own = crate::host_addresses::within(&subnet)?;
         let ip = want.expect("checked above: an address is given with Docker's IPAM");
         crate::host_addresses::refuse(ip, &own, "-o host_access=")?;
-        ip
+        (ip, None)
     };
     let mut ha = HostAccess {
         network: id[..id.len().min(12)].to_string(),
@@ -88,23 +90,21 @@ pub fn make(
     };
     let gateways: Vec<IpAddr> = spec.pools.iter().filter_map(|p| p.gateway).collect();
     if let Err(e) = cli::make(nl, &mut ha, &[], &gateways) {
-        if own_ipam {
-            let _ = ipam.release(subnet, ip);
+        if let Some(pool) = &pool {
+            let _ = ipam.release(pool, ip);
         }
         return Err(format!("-o host_access: {e}"));
     }
-    Ok(Some(ha))
+    Ok(Some((ha, pool)))
 }
 
 /// Removes the shim (its routes go with it), restores the sysctls and frees the address.
 pub fn remove(nl: &mut Netlink, net: &NetworkRecord, ipam: &Ipam) -> Vec<String> {
     let Some(ha) = &net.host_access else { return Vec::new() };
     let mut errors: Vec<String> = cli::undo(nl, ha).into_iter().map(|e| format!("remove host access: {e}")).collect();
-    if net.own_ipam {
+    if let Some(pool) = &net.shim_pool {
         for ip in &ha.addresses {
-            if let Some(p) = net.spec.pools.iter().find(|p| p.subnet.contains(ip))
-                && let Err(e) = ipam.release(p.subnet, *ip)
-            {
+            if let Err(e) = ipam.release(pool, *ip) {
                 errors.push(e);
             }
         }
@@ -154,4 +154,22 @@ pub fn restore(nl: &mut Netlink, net: &NetworkRecord, endpoints: &[EndpointRecor
             format!("could not make host-access shim {} again: {e}", ha.shim)
         }
     })
+}
+
+/// At start: a shim no network record names is a leftover of a CreateNetwork that died
+/// between making it and writing the record; it goes (its sysctls' old values were
+/// never recorded, so they stay as host access set them).
+pub fn leftovers(nl: &mut Netlink, networks: &[NetworkRecord]) -> Vec<String> {
+    let known: Vec<&str> = networks.iter().filter_map(|n| n.host_access.as_ref()).map(|h| h.shim.as_str()).collect();
+    let mut done = Vec::new();
+    for link in nl.links().unwrap_or_default() {
+        if link.name.starts_with(SHIM_PREFIX)
+            && link.is_macvlan()
+            && !known.contains(&link.name.as_str())
+            && nl.delete_link(link.index).is_ok()
+        {
+            done.push(format!("removed leftover host-access shim {}", link.name));
+        }
+    }
+    done
 }

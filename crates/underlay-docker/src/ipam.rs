@@ -237,14 +237,17 @@ impl Ipam {
     }
 
     /// Holds an address of `subnet` for `owner` outside Docker's calls (the host-access
-    /// shim's): `want`, or the next free one of the pool.
-    pub fn hold(&self, subnet: IpNet, want: Option<IpAddr>, owner: &Attachment) -> Result<IpAddr, String> {
-        self.take(&self.pool_of(subnet), want, owner, true, "-o host_access=")
+    /// shim's): `want`, or the next free one of the pool. Returns it with the pool ID to
+    /// release it through.
+    pub fn hold(&self, subnet: IpNet, want: Option<IpAddr>, owner: &Attachment) -> Result<(IpAddr, String), String> {
+        let pool = self.pool_of(subnet);
+        let ip = self.take(&pool, want, owner, true, "-o host_access=")?;
+        Ok((ip, pool.id()))
     }
 
     /// Frees what [`Ipam::hold`] held.
-    pub fn release(&self, subnet: IpNet, ip: IpAddr) -> Result<(), String> {
-        let pool = self.pool_of(subnet);
+    pub fn release(&self, pool_id: &str, ip: IpAddr) -> Result<(), String> {
+        let pool = Pool::parse(pool_id)?;
         if let Some(id) = &pool.etcd {
             return EtcdPool::load(&self.dir, id)?.release(ip);
         }

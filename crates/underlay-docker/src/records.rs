@@ -22,9 +22,10 @@ pub struct NetworkRecord {
     /// What `-o host_access=` made, so DeleteNetwork removes exactly that.
     #[serde(default)]
     pub host_access: Option<underlay_cli::model::HostAccess>,
-    /// The underlay IPAM driver holds the network's addresses (and the shim's).
+    /// The pool our IPAM holds the shim's address in (None: Docker's IPAM holds it, as an
+    /// `--aux-address`, or there is no shim).
     #[serde(default)]
-    pub own_ipam: bool,
+    pub shim_pool: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

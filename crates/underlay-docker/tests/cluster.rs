@@ -39,7 +39,7 @@ fn two_docker_hosts_never_hand_out_one_address_twice() {
     let launcher = Box::new(move |p: &str| Netns::open(&ext_path).expect("external's namespace").command(p));
     let _etcd = Cluster::start_with(1, "192.168.1.9".parse().unwrap(), &[2379, 2380], launcher, false)
         .expect("start etcd on the LAN (install etcd-server)");
-    let hosts: Vec<(Docker, Plugin, String)> = (0..2)
+    let mut hosts: Vec<(Docker, Plugin, String)> = (0..2)
         .map(|i| {
             let node = w.node(i);
             let docker = Docker::start_in(node.name());
@@ -48,26 +48,15 @@ fn two_docker_hosts_never_hand_out_one_address_twice() {
             let drv = plugin.name.clone();
             let p = format!("parent={}", node.ifname);
             let n = format!("node={}", node.name());
-            docker
-                .run(&[
-                    "network",
-                    "create",
-                    "--driver",
-                    &drv,
-                    "--ipam-driver",
-                    &drv,
-                    "--subnet=192.168.1.0/24",
-                    "--gateway=192.168.1.1",
-                    "--ip-range=192.168.1.32/28",
-                    "--ipam-opt",
-                    "etcd.endpoints=http://192.168.1.9:2379",
-                    "--ipam-opt",
-                    &n,
-                    "-o",
-                    &p,
-                    "lan",
-                ])
-                .ok();
+            let mut args = vec!["network", "create", "--driver", &drv, "--ipam-driver", &drv];
+            args.extend(["--subnet=192.168.1.0/24", "--gateway=192.168.1.1", "--ip-range=192.168.1.32/28"]);
+            args.extend(["--ipam-opt", "etcd.endpoints=http://192.168.1.9:2379", "--ipam-opt", &n, "-o", &p]);
+            // Host 0's shim takes its address from the etcd store too.
+            if i == 0 {
+                args.extend(["-o", "host_access=auto"]);
+            }
+            args.push("lan");
+            docker.run(&args).ok();
             (docker, plugin, node.name().to_string())
         })
         .collect();
@@ -96,7 +85,8 @@ fn two_docker_hosts_never_hand_out_one_address_twice() {
     addrs.sort();
     addrs.dedup();
     assert_eq!(addrs.len(), 12, "an address was handed out twice across the hosts: {addrs:?}");
-    assert_eq!(etcd_keys(&ext, "/ip4/").len(), 12);
+    // Twelve containers and host 0's shim.
+    assert_eq!(etcd_keys(&ext, "/ip4/").len(), 13);
     // An address the other host holds is refused.
     let taken = address_of(&hosts[0].0, "c0");
     let r = hosts[1].0.run(&["run", "--rm", "--network", "lan", "--ip", &taken, IMAGE, "true"]);
@@ -106,7 +96,10 @@ fn two_docker_hosts_never_hand_out_one_address_twice() {
     for k in (0..12).step_by(2) {
         hosts[0].0.run(&["rm", "-f", &format!("c{k}")]).ok();
     }
-    assert_eq!(etcd_keys(&ext, "/ip4/").len(), 6);
+    assert_eq!(etcd_keys(&ext, "/ip4/").len(), 7);
+    // After a restart the plugin still knows where the shim's address is held.
+    hosts[0].1.kill();
+    hosts[0].1.restart();
     let r = hosts[1].0.run(&["run", "--rm", "--network", "lan", "--ip", &taken, IMAGE, "ip", "-o", "-4", "addr"]);
     assert!(r.ok().stdout.contains(&taken), "{}", r.stdout);
     for k in (1..12).step_by(2) {

@@ -117,6 +117,9 @@ fn host_access_lets_the_node_reach_its_containers_and_keeps_the_lan() {
     let ok = Command::new("ip").args(["-n", &ns, "link", "del", &shims[0]]).status().unwrap();
     assert!(ok.success());
     assert_eq!(fetch(&node.netns, url2, 1), None);
+    // A shim no record names (a CreateNetwork that died before its record) goes.
+    let stray = ["-n", &ns, "link", "add", "uldfeedfeed", "link", &parent, "type", "macvlan", "mode", "bridge"];
+    assert!(Command::new("ip").args(stray).status().unwrap().success());
     plugin.kill();
     plugin.restart();
     assert_eq!(links_in(Some(&ns), "uld"), shims);
