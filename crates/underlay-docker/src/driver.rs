@@ -18,8 +18,8 @@ use crate::host_addresses;
 use crate::ipam::Ipam;
 use crate::link;
 use crate::options::NetworkSpec;
+use crate::parent;
 use crate::records::{EndpointRecord, NetworkRecord, Records, check_id};
-use crate::vlan_parent;
 
 pub struct Driver {
     records: Records,
@@ -99,13 +99,24 @@ impl Driver {
         let _g = self.guard();
         let mut nl = nl()?;
         let id = req.network_id.clone();
+        let mut spec = spec;
         let vlan = match &spec.parent {
-            Some(p) => vlan_parent::acquire(&mut nl, p, &id)?.then(|| p.clone()),
+            Some(p) => parent::acquire(&mut nl, p, &id)?.then(|| p.clone()),
             None => None,
         };
+        let dummy = match spec.parent {
+            None if spec.internal => Some(parent::make_dummy(&mut nl, &id)?),
+            _ => None,
+        };
+        spec.parent = spec.parent.or(dummy.clone());
         let made = self.make_network(&mut nl, &req, spec, ipam);
-        if let (Err(_), Some(p)) = (&made, vlan) {
-            let _ = vlan_parent::release(&mut nl, &p, &id);
+        if made.is_err() {
+            if let Some(p) = vlan {
+                let _ = parent::release(&mut nl, &p, &id);
+            }
+            if let Some(d) = dummy {
+                let _ = nl.delete_link_by_name(&d);
+            }
         }
         made
     }
@@ -154,7 +165,8 @@ impl Driver {
         match self.records.network(&req.network_id) {
             Ok(Some(net)) => {
                 errors.extend(host_access::remove(&mut nl, &net, ipam));
-                errors.extend(vlan_parent::release(&mut nl, &net.parent, &net.id).err());
+                errors.extend(parent::release(&mut nl, &net.parent, &net.id).err());
+                errors.extend(parent::remove_dummy(&mut nl, &net).err());
             }
             Ok(None) => {}
             Err(e) => errors.push(e),
@@ -292,7 +304,7 @@ impl Driver {
         let endpoints = self.records.endpoints();
         // Parents first: a shim sits on its network's parent.
         let networks = self.records.networks();
-        done.extend(vlan_parent::restore(&mut nl, &networks));
+        done.extend(parent::restore(&mut nl, &networks));
         done.extend(host_access::leftovers(&mut nl, &networks));
         for net in self.records.networks() {
             done.extend(host_access::restore(&mut nl, &net, &endpoints));

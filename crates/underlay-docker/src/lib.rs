@@ -11,6 +11,6 @@ pub mod host_addresses;
 pub mod ipam;
 pub mod link;
 pub mod options;
+pub mod parent;
 pub mod records;
 pub mod server;
-pub mod vlan_parent;

@@ -60,3 +60,34 @@ fn vlan_parents_are_made_and_removed_with_the_last_network() {
     assert_eq!(links_in(Some(&ns), &own), vec![own.clone()]);
     assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
 }
+
+#[test]
+fn internal_networks_without_a_parent_get_a_dummy_of_their_own() {
+    let test = "internal_networks_without_a_parent_get_a_dummy_of_their_own";
+    if skip_without_docker(test) {
+        return;
+    }
+    let _s = serial();
+    let w = World::build(WorldSpec::seed("dkdum").nodes(1).pods(0)).expect("build test world (run as root)");
+    let ns = w.node(0).name().to_string();
+    let state = tempfile::tempdir().unwrap();
+    let docker = Docker::start_in(&ns);
+    let plugin = Plugin::start_in(&driver_name("d"), state.path(), &docker);
+    let drv = plugin.name.as_str();
+    let r = docker.run(&["network", "create", "--driver", drv, "--internal", "--subnet=10.12.0.0/24", "lonely"]);
+    if !has(Feature::Dummy).expect("probe dummy") {
+        assert!(r.code != 0 && r.stderr.contains("dummy") && r.stderr.contains("-o parent"), "{}", r.stderr);
+        assert_eq!(links_in(Some(&ns), "dm-"), Vec::<String>::new());
+        assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
+        support::report_skip_nowhere(test, Feature::Dummy);
+        return;
+    }
+    r.ok();
+    let id = docker.run(&["network", "inspect", "-f", "{{.Id}}", "lonely"]).ok().stdout.clone();
+    let dummy = format!("dm-{}", &id[..12]);
+    assert_eq!(links_in(Some(&ns), "dm-"), vec![dummy.clone()]);
+    let r = docker.run(&["run", "--rm", "--network", "lonely", IMAGE, "ip", "-4", "route"]).ok().stdout.clone();
+    assert!(!r.contains("default") && r.contains("10.12.0.0/24"), "{r}");
+    docker.run(&["network", "rm", "lonely"]).ok();
+    assert_eq!(links_in(Some(&ns), "dm-"), Vec::<String>::new());
+}
