@@ -259,6 +259,10 @@ mod tests {
         assert!(e.contains("host_access=yes"), "{e}");
         let s = NetworkSpec::parse(&req(serde_json::json!({"host_access": "auto"}))).unwrap();
         assert_eq!(s.host_access, Some(HostAccessAsk::Auto));
+        let s = NetworkSpec::parse(&req(serde_json::json!({"ipvlan_flag": "private"}))).unwrap();
+        assert_eq!(s.ipvlan, Some(Ipvlan { mode: IpvlanMode::L2, flag: IpvlanFlag::Private }));
+        let e = NetworkSpec::parse(&req(serde_json::json!({"ipvlan_mode": "l3", "host_access": "auto"}))).unwrap_err();
+        assert!(e.contains("host_access") && e.contains("ipvlan"), "{e}");
         let e = NetworkSpec::parse(&req(serde_json::json!({"com.docker.network.driver.mtu": "9x"}))).unwrap_err();
         assert!(e.contains("9x"), "{e}");
     }
