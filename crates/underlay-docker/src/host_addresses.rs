@@ -30,7 +30,8 @@ pub fn refuse(ip: IpAddr, own: &[(IpAddr, String)], flag: &str) -> Result<(), St
     match own.iter().find(|(a, _)| *a == ip) {
         Some((_, ifname)) => Err(format!(
             "{flag} {ip}: {ip} is this host's own address (on interface {ifname}); a container with it would make \
-             the LAN's ARP answers flip between two MACs; choose another"
+             the LAN's ARP answers flip between two MACs, so underlay never hands it out (it needs no \
+             --aux-address either); choose another"
         )),
         None => Ok(()),
     }
