@@ -69,10 +69,10 @@ pub fn owner(net: &Network) -> Attachment {
 }
 
 /// Where the host goes first: its default routes' next hops, and the network's gateways.
-fn gateways(nl: &mut Netlink, net: &Network) -> Result<Vec<IpAddr>> {
+fn gateways(nl: &mut Netlink, net_gateways: &[IpAddr]) -> Result<Vec<IpAddr>> {
     let mut out: Vec<IpAddr> =
         nl.routes()?.into_iter().filter(|r| r.unicast && r.dst.prefix_len() == 0).filter_map(|r| r.gw).collect();
-    out.extend(net.subnets.iter().filter_map(|s| s.gateway));
+    out.extend_from_slice(net_gateways);
     out.sort();
     out.dedup();
     Ok(out)
@@ -94,7 +94,7 @@ fn wanted(ha: &HostAccess, endpoints: &[Endpoint]) -> Vec<IpNet> {
         .collect()
 }
 
-fn add_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) -> Result<()> {
+pub fn add_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) -> Result<()> {
     let Some(src) = ha.addresses.iter().find(|a| a.is_ipv4() == dst.addr().is_ipv4()) else { return Ok(()) };
     match nl.add_route(&shim::route(dst, shim_index, *src)) {
         Err(e) if e.is(underlay_linux::error::Errno::EEXIST) => Ok(()),
@@ -102,7 +102,7 @@ fn add_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) -> 
     }
 }
 
-fn del_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) {
+pub fn del_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) {
     if let Some(src) = ha.addresses.iter().find(|a| a.is_ipv4() == dst.addr().is_ipv4()) {
         let _ = nl.del_route(&shim::route(dst, shim_index, *src));
     }
@@ -157,24 +157,34 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
         created: now(),
     };
     let mut nl = Netlink::new()?;
-    let targets = gateways(&mut nl, &net)?;
+    let net_gateways: Vec<IpAddr> = net.subnets.iter().filter_map(|s| s.gateway).collect();
+    let routes = wanted(&ha, &state.endpoints()?);
+    if let Err(e) = make(&mut nl, &mut ha, &routes, &net_gateways) {
+        release();
+        return Err(e);
+    }
+    state.save_host_access(&ha)?;
+    Ok(ha)
+}
+
+/// Makes the shim of `ha` with routes to `routes`, checked: whatever the host reached
+/// before (its default gateways and `net_gateways`) it must still reach after, or
+/// everything made is undone. The Docker driver makes its shims through this too.
+pub fn make(nl: &mut Netlink, ha: &mut HostAccess, routes: &[IpNet], net_gateways: &[IpAddr]) -> Result<()> {
+    let targets = gateways(nl, net_gateways)?;
     let before = reachable(&targets);
-    match apply(&mut nl, &mut ha, &state.endpoints()?) {
-        Ok(()) => {}
-        Err(e) => {
-            undo(&mut nl, &ha);
-            release();
-            return Err(e);
-        }
+    if let Err(e) = apply(nl, ha, routes) {
+        undo(nl, ha);
+        return Err(e);
     }
     let after = reachable(&before);
     let lost: Vec<String> = before.iter().filter(|t| !after.contains(t)).map(IpAddr::to_string).collect();
     if !lost.is_empty() {
-        undo(&mut nl, &ha);
-        release();
+        undo(nl, ha);
         return Err(Failure::system(format!(
-            "host access to \"{name}\" was rolled back: with the shim in place this host could no longer reach {} \
+            "host access to \"{}\" was rolled back: with the shim in place this host could no longer reach {} \
              (it could before), so the change was undone",
+            ha.network,
             lost.join(", ")
         ))
         .hint(
@@ -183,11 +193,11 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
                `underlay doctor --probe` tells which",
         ));
     }
-    state.save_host_access(&ha)?;
-    Ok(ha)
+    Ok(())
 }
 
-fn apply(nl: &mut Netlink, ha: &mut HostAccess, endpoints: &[Endpoint]) -> Result<()> {
+/// Makes the shim and its routes, unchecked (`restore` after a reboot).
+pub fn apply(nl: &mut Netlink, ha: &mut HostAccess, routes: &[IpNet]) -> Result<()> {
     let parent = nl
         .link_by_name(&ha.parent)?
         .ok_or_else(|| Failure::not_found(format!("parent {} does not exist", ha.parent)))?;
@@ -198,14 +208,14 @@ fn apply(nl: &mut Netlink, ha: &mut HostAccess, endpoints: &[Endpoint]) -> Resul
         nl.add_address(index, host, underlay_linux::addr::AddressOptions { nodad: true, noprefixroute: true })?;
     }
     ha.sysctls = shim::stop_arp_flux(&[ha.parent.as_str(), ha.shim.as_str()])?;
-    for dst in wanted(ha, endpoints) {
-        add_route(nl, ha, index, dst)?;
+    for dst in routes {
+        add_route(nl, ha, index, *dst)?;
     }
     Ok(())
 }
 
 /// Removes what `apply` made: the shim (its routes go with it) and the sysctls.
-fn undo(nl: &mut Netlink, ha: &HostAccess) -> Vec<Error> {
+pub fn undo(nl: &mut Netlink, ha: &HostAccess) -> Vec<Error> {
     let mut errors = shim::restore(&ha.sysctls);
     if let Err(e) = nl.delete_link_by_name(&ha.shim) {
         errors.push(e);
@@ -308,7 +318,8 @@ pub fn restore(dirs: &Dirs) -> Result<()> {
         if nl.link_by_name(&ha.shim)?.is_none() {
             // The original sysctl values stay as first saved.
             let saved = ha.sysctls.clone();
-            apply(&mut nl, &mut ha, &endpoints)?;
+            let routes = wanted(&ha, &endpoints);
+            apply(&mut nl, &mut ha, &routes)?;
             ha.sysctls = saved;
             state.save_host_access(&ha)?;
             println!("restored host access to {}", ha.network);
