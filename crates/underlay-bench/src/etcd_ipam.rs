@@ -123,6 +123,7 @@ fn raw(etcd: &EtcdConf, clients: usize, each: usize) -> Result<Run> {
                     let txn = Txn::new()
                         .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
                         .and_then([TxnOp::put(key.clone(), "x", None), TxnOp::put(format!("{key}/owner"), "", None)]);
+                    underlay_linux::interrupt::check()?;
                     let t = Instant::now();
                     e.txn("bench", txn)?;
                     out.push(t.elapsed());

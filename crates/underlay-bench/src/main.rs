@@ -69,7 +69,21 @@ enum Bench {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let quick = cli.quick;
-    match cli.bench {
+    if !matches!(cli.bench, Bench::DeleteLink { .. } | Bench::AddLink { .. }) {
+        // Ctrl-C stops a benchmark at its next step; returning from `run` drops its
+        // world, daemons and temporary files (a second Ctrl-C ends it at once).
+        underlay_linux::interrupt::catch();
+    }
+    let result = run(cli.bench, quick);
+    if underlay_linux::interrupt::check().is_err() {
+        eprintln!("underlay-bench: interrupted; what it had made is removed");
+        std::process::exit(130);
+    }
+    result
+}
+
+fn run(bench: Bench, quick: bool) -> anyhow::Result<()> {
+    match bench {
         Bench::HostLocal(args) => host_local::run(if quick { args.quick() } else { args }),
         Bench::Ipvlan(args) => ipvlan::run(if quick { args.quick() } else { args }),
         Bench::Macvlan(args) => macvlan::run(if quick { args.quick() } else { args }),
