@@ -196,9 +196,9 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("scale: {} nodes x {each} ADDs, and the raw transaction from as many clients ...", args.scale_nodes);
         let raw_n = raw(&etcd_conf, args.scale_nodes, each.min(100))?;
         row("etcd claim transaction (raw)", args.scale_nodes, &raw_n);
-        let before = grpc_requests(&cluster.endpoints())?;
+        let before = cluster.grpc_requests()?;
         let (run, ips) = allocate_with(&ours, &etcd, "scale", args.scale_nodes, each, big_conf)?;
-        let requests = grpc_requests(&cluster.endpoints())?.saturating_sub(before);
+        let requests = cluster.grpc_requests()?.saturating_sub(before);
         row("underlay-ipam ADD (a process each)", args.scale_nodes, &run);
         let distinct = ips.iter().collect::<HashSet<_>>().len();
         Some((run, raw_n, ips.len(), distinct, requests))
@@ -258,23 +258,4 @@ pub fn run(args: Args) -> Result<()> {
         ours_kb as f64 / ref_kb.max(1) as f64
     );
     Ok(())
-}
-
-/// gRPC requests the cluster's members have handled so far, from their metrics.
-fn grpc_requests(endpoints: &[String]) -> Result<u64> {
-    use std::io::{Read, Write};
-    let mut total = 0;
-    for url in endpoints {
-        let host = url.trim_start_matches("http://").trim_end_matches('/');
-        let mut s = std::net::TcpStream::connect(host).with_context(|| format!("metrics of {host}"))?;
-        write!(s, "GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-        let mut body = String::new();
-        s.read_to_string(&mut body)?;
-        total += body
-            .lines()
-            .filter(|l| l.starts_with("grpc_server_handled_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64;
-    }
-    Ok(total)
 }
