@@ -85,9 +85,6 @@ fn median(samples: &[f64]) -> f64 {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    // Ctrl-C stops between cycles, so the destructors below end containerd and remove
-    // the world and the temporary files.
-    underlay_linux::interrupt::catch();
     let world =
         World::build(WorldSpec::seed("cbench").nodes(1).pods(0)).context("build the test world (run as root)")?;
     let node = &world.node(0);

@@ -61,6 +61,7 @@ impl Engine {
     }
 
     fn ok(&self, args: &[&str]) -> Result<()> {
+        underlay_linux::interrupt::check()?;
         let out = self.docker(args).output().context("run docker")?;
         ensure!(out.status.success(), "docker {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         Ok(())
@@ -122,6 +123,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !engine.docker(&["version"]).output()?.status.success() || !Path::new(&socket).exists() {
+        underlay_linux::interrupt::check()?;
         if Instant::now() > deadline {
             bail!("dockerd or the plugin did not come up (see {})", dir.path().join("dockerd.log").display());
         }

@@ -123,6 +123,7 @@ fn raw(etcd: &EtcdConf, clients: usize, each: usize) -> Result<Run> {
                     let txn = Txn::new()
                         .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
                         .and_then([TxnOp::put(key.clone(), "x", None), TxnOp::put(format!("{key}/owner"), "", None)]);
+                    underlay_linux::interrupt::check()?;
                     let t = Instant::now();
                     e.txn("bench", txn)?;
                     out.push(t.elapsed());
@@ -136,6 +137,44 @@ fn raw(etcd: &EtcdConf, clients: usize, each: usize) -> Result<Run> {
         latencies.extend(h.join().expect("raw client thread")?);
     }
     Ok(Run { total: started.elapsed(), count: latencies.len(), latencies })
+}
+
+/// The floor under an ADD that is a process: the same claim transaction, each made by
+/// a process of its own that connects and exits (`underlay-bench etcd-claim`), from
+/// `clients` threads at once, `each` each.
+fn process_raw(etcd: &Value, clients: usize, each: usize) -> Result<Run> {
+    let started = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let etcd = etcd.to_string();
+            std::thread::spawn(move || -> Result<Vec<Duration>> {
+                (0..each)
+                    .map(|k| {
+                        let mut cmd = std::process::Command::new(std::env::current_exe()?);
+                        cmd.args(["etcd-claim", &etcd, &format!("/bench/process/{clients}/{c}/{k}")]);
+                        timed(&mut cmd, b"")
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for h in handles {
+        latencies.extend(h.join().expect("claiming thread")?);
+    }
+    Ok(Run { total: started.elapsed(), count: latencies.len(), latencies })
+}
+
+/// `underlay-bench etcd-claim`: connect as the plugin does, make one claim
+/// transaction, exit.
+pub fn claim(etcd: &str, key: &str) -> Result<()> {
+    let conf: EtcdConf = serde_json::from_str(etcd)?;
+    let mut e = Etcd::connect_by(&conf, Instant::now() + conf.timeout())?;
+    let txn = Txn::new()
+        .when([Compare::version(key, CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(key, "x", None), TxnOp::put(format!("{key}/owner"), "", None)]);
+    ensure!(e.txn("claim", txn)?, "{key} was taken");
+    Ok(())
 }
 
 /// The answer to one ADD more than the pool holds.
@@ -195,12 +234,14 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("scale: {} nodes x {each} ADDs, and the raw transaction from as many clients ...", args.scale_nodes);
         let raw_n = raw(&etcd_conf, args.scale_nodes, each.min(100))?;
         row("etcd claim transaction (raw)", args.scale_nodes, &raw_n);
-        let before = grpc_requests(&cluster.endpoints())?;
+        let floor_n = process_raw(&etcd, args.scale_nodes, each.min(40))?;
+        row("the same claim, a process each (floor)", args.scale_nodes, &floor_n);
+        let before = cluster.grpc_requests()?;
         let (run, ips) = allocate_with(&ours, &etcd, "scale", args.scale_nodes, each, big_conf)?;
-        let requests = grpc_requests(&cluster.endpoints())?.saturating_sub(before);
+        let requests = cluster.grpc_requests()?.saturating_sub(before);
         row("underlay-ipam ADD (a process each)", args.scale_nodes, &run);
         let distinct = ips.iter().collect::<HashSet<_>>().len();
-        Some((run, raw_n, ips.len(), distinct, requests))
+        Some((run, raw_n, floor_n, ips.len(), distinct, requests))
     } else {
         None
     };
@@ -235,7 +276,7 @@ pub fn run(args: Args) -> Result<()> {
         (one.count as f64 / one.total.as_secs_f64()) / (raw1.count as f64 / raw1.total.as_secs_f64()),
         (ten.count as f64 / ten.total.as_secs_f64()) / (raw10.count as f64 / raw10.total.as_secs_f64()),
     );
-    if let Some((run, raw_n, held, distinct, requests)) = scale {
+    if let Some((run, raw_n, floor_n, held, distinct, requests)) = scale {
         let rate = |r: &Run| r.count as f64 / r.total.as_secs_f64();
         println!(
             "scale: {} nodes, {} ADDs in {:.1} s: {held} addresses held, {distinct} distinct ({} duplicates); ADD p99 {:.1} ms; \
@@ -249,6 +290,12 @@ pub fn run(args: Args) -> Result<()> {
             args.scale_nodes,
             requests as f64 / run.count as f64,
         );
+        println!(
+            "scale floor: one claim transaction per process (connect, claim, exit) runs at {:.2}x the raw rate; \
+             underlay-ipam ADD is {:.2}x that floor's rate",
+            rate(&floor_n) / rate(&raw_n),
+            rate(&run) / rate(&floor_n),
+        );
     }
     println!(
         "peak memory (max RSS of one ADD): underlay-ipam {}, reference host-local {} ({:.2}x)",
@@ -257,23 +304,4 @@ pub fn run(args: Args) -> Result<()> {
         ours_kb as f64 / ref_kb.max(1) as f64
     );
     Ok(())
-}
-
-/// gRPC requests the cluster's members have handled so far, from their metrics.
-fn grpc_requests(endpoints: &[String]) -> Result<u64> {
-    use std::io::{Read, Write};
-    let mut total = 0;
-    for url in endpoints {
-        let host = url.trim_start_matches("http://").trim_end_matches('/');
-        let mut s = std::net::TcpStream::connect(host).with_context(|| format!("metrics of {host}"))?;
-        write!(s, "GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-        let mut body = String::new();
-        s.read_to_string(&mut body)?;
-        total += body
-            .lines()
-            .filter(|l| l.starts_with("grpc_server_handled_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64;
-    }
-    Ok(total)
 }

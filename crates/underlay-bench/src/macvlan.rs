@@ -112,6 +112,7 @@ impl Impl {
         let conf = self.conf();
         let mut walls = Vec::new();
         for verb in ["ADD", "DEL"] {
+            underlay_linux::interrupt::check()?;
             let start = Instant::now();
             let children: Vec<_> = (0..n)
                 .map(|i| {

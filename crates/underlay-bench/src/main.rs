@@ -52,6 +52,10 @@ enum Bench {
     /// can do what DEL must, for the macvlan benchmark's floor.
     #[command(hide = true)]
     DeleteLink { netns: std::path::PathBuf, ifname: String },
+    /// (Internal) connect to etcd as underlay-ipam does, make one claim transaction and
+    /// exit: the floor under an ADD that is a process, for the etcd-ipam benchmark.
+    #[command(hide = true)]
+    EtcdClaim { etcd: String, key: String },
     /// (Internal) make a macvlan (ipvlan) in a namespace the way ADD does and exit: the floor
     /// under ADD.
     #[command(hide = true)]
@@ -69,7 +73,21 @@ enum Bench {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let quick = cli.quick;
-    match cli.bench {
+    if !matches!(cli.bench, Bench::DeleteLink { .. } | Bench::AddLink { .. } | Bench::EtcdClaim { .. }) {
+        // Ctrl-C stops a benchmark at its next step; returning from `run` drops its
+        // world, daemons and temporary files (a second Ctrl-C ends it at once).
+        underlay_linux::interrupt::catch();
+    }
+    let result = run(cli.bench, quick);
+    if underlay_linux::interrupt::check().is_err() {
+        eprintln!("underlay-bench: interrupted; what it had made is removed");
+        std::process::exit(130);
+    }
+    result
+}
+
+fn run(bench: Bench, quick: bool) -> anyhow::Result<()> {
+    match bench {
         Bench::HostLocal(args) => host_local::run(if quick { args.quick() } else { args }),
         Bench::Ipvlan(args) => ipvlan::run(if quick { args.quick() } else { args }),
         Bench::Macvlan(args) => macvlan::run(if quick { args.quick() } else { args }),
@@ -78,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Cri(args) => cri::run(if quick { args.quick() } else { args }),
         Bench::Docker(args) => docker::run(if quick { args.quick() } else { args }),
         Bench::Podman(args) => podman::run(if quick { args.quick() } else { args }),
+        Bench::EtcdClaim { etcd, key } => etcd_ipam::claim(&etcd, &key),
         Bench::DeleteLink { netns, ifname } => floor::delete_link(&netns, &ifname),
         Bench::AddLink { netns, master, ifname, address, ipvlan } => {
             floor::add_link(&netns, &master, &ifname, address, ipvlan)

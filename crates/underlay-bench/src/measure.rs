@@ -17,8 +17,10 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 /// Runs `cmd` with `stdin`; fails if it exits non-zero. Returns the wall time from
-/// spawn to exit.
+/// spawn to exit. Fails with `Interrupted` instead once the user pressed Ctrl-C: every
+/// benchmark starts its plugins here, so each stops at its next call.
 pub fn timed(cmd: &mut Command, stdin: &[u8]) -> Result<Duration> {
+    underlay_linux::interrupt::check()?;
     let start = Instant::now();
     let out = run(cmd, stdin)?;
     let wall = start.elapsed();
@@ -37,6 +39,7 @@ fn run(cmd: &mut Command, stdin: &[u8]) -> Result<std::process::Output> {
 
 /// The process's own peak resident memory in KiB, and whether it succeeded.
 pub fn peak_rss_kb(cmd: &mut Command, stdin: &[u8]) -> Result<u64> {
+    underlay_linux::interrupt::check()?;
     // SAFETY: std's `pre_exec` is unsafe and has no safe form for code between fork and
     // exec; PTRACE_TRACEME is one async-signal-safe syscall that allocates nothing.
     unsafe {

@@ -94,6 +94,7 @@ fn podman(conf: &Path, state: &Path) -> Command {
 }
 
 fn check(cmd: &mut Command) -> Result<()> {
+    underlay_linux::interrupt::check()?;
     let out = cmd.output().with_context(|| format!("{cmd:?} (install podman: scripts/deps)"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

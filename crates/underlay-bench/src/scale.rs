@@ -124,6 +124,8 @@ pub fn run(args: Args) -> Result<()> {
         &format!("reference / reference at {}", base.endpoints),
         "ours ADD / floor",
         "floor ADD p50",
+        "ours - floor",
+        "reference - floor",
         "ours DEL p50",
         "reference DEL p50",
     ]);
@@ -137,6 +139,8 @@ pub fn run(args: Args) -> Result<()> {
             &ratio(s.reference.0.0, base.reference.0.0),
             &ratio(s.ours.0.0, s.floor.0),
             &ms(s.floor.0),
+            &ms(s.ours.0.0 - s.floor.0),
+            &ms(s.reference.0.0 - s.floor.0),
             &ms(s.ours.1.0),
             &ms(s.reference.1.0),
         ]);
@@ -146,6 +150,23 @@ pub fn run(args: Args) -> Result<()> {
         args.iterations
     );
     println!("{t}");
+    if let Some(top) = steps.last().filter(|top| top.endpoints != base.endpoints) {
+        // What grows with the crowd: the kernel's own work (the floor: the same kernel
+        // calls in the smallest process) against what our plugins add above it.
+        let (grow, floor_grow) = (top.ours.0.0 - base.ours.0.0, top.floor.0 - base.floor.0);
+        println!(
+            "from {} to {} live endpoints, ours ADD p50 grows {} ({}): the floor grows {} ({}), ours above the floor {} -> {} ({:+.2} ms)",
+            base.endpoints,
+            top.endpoints,
+            ms(grow),
+            ratio(top.ours.0.0, base.ours.0.0),
+            ms(floor_grow),
+            ratio(top.floor.0, base.floor.0),
+            ms(base.ours.0.0 - base.floor.0),
+            ms(top.ours.0.0 - top.floor.0),
+            grow - floor_grow,
+        );
+    }
     println!(
         "peak memory at {live} endpoints: ADD ours {} reference {} ({}), DEL ours {} reference {} ({})",
         mb(o_peak.0),

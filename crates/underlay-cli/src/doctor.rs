@@ -12,6 +12,8 @@ use serde::Serialize;
 use underlay_linux::{Link, Netlink};
 
 use crate::failure::{Failure, Result};
+use crate::finding::finding;
+pub use crate::finding::{Finding, Severity};
 use crate::model::{Endpoint, Network};
 use crate::output::{Format, print_json};
 use crate::state::{Dirs, State};
@@ -27,29 +29,9 @@ pub struct DoctorArgs {
     /// new MAC, and is any of the network's addresses used by someone else?
     #[arg(long)]
     probe: bool,
+    /// Findings as text for people, or JSON for scripts.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Error,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    /// A stable name of the check, for scripts.
-    pub check: &'static str,
-    pub severity: Severity,
-    pub finding: String,
-    pub fix: String,
-}
-
-fn finding(check: &'static str, severity: Severity, finding: String, fix: impl Into<String>) -> Finding {
-    Finding { check, severity, finding, fix: fix.into() }
 }
 
 #[derive(Serialize)]
@@ -65,8 +47,8 @@ pub fn doctor(dirs: &Dirs, args: DoctorArgs) -> Result<bool> {
         Some(name) => {
             let state = State::lock(dirs)?;
             let net = state.network(name)?;
-            let eps: Vec<Endpoint> = state.endpoints()?.into_iter().filter(|e| &e.network == name).collect();
-            let ha = state.host_access(name)?;
+            let eps: Vec<Endpoint> = state.endpoints()?.into_iter().filter(|e| e.network == net.name).collect();
+            let ha = state.host_access(&net.name)?;
             (Some(net), eps, ha)
         }
         None => (None, vec![], None),
@@ -91,7 +73,8 @@ pub fn doctor(dirs: &Dirs, args: DoctorArgs) -> Result<bool> {
             if let Some(n) = &net {
                 findings.extend(mtu(n, &link));
                 findings.extend(host_address_clash(&mut nl, &link, &endpoints)?);
-                findings.push(isolation(n, host_access.is_some()));
+                let shim = host_access.as_ref().map(|ha| crate::host_access::shim_state(&mut nl, ha));
+                findings.push(isolation(n, shim));
                 for why in crate::holds::describe(dirs, n)? {
                     let fix = "give that device another address, or release the hold once it has left: underlay network release-hold";
                     findings.push(finding("foreign-hold", Severity::Warning, why, fix));
@@ -103,6 +86,7 @@ pub fn doctor(dirs: &Dirs, args: DoctorArgs) -> Result<bool> {
             }
         }
     }
+    crate::doctor_passed::add_passed(&mut findings, &parent, net.is_some());
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(b.check)));
     let healthy = !findings.iter().any(|f| f.severity == Severity::Error);
     let report = Report { parent, network: args.network.clone(), probed: args.probe, findings };
@@ -148,7 +132,7 @@ fn parent_checks(link: &Link) -> Vec<Finding> {
             "parent-wifi",
             Severity::Warning,
             format!("{name} is a Wi-Fi interface: access points accept frames only from the MAC that associated, so macvlan endpoints rarely work there"),
-            "use a wired parent, or ipvlan (-d ipvlan), whose endpoints share the parent's MAC",
+            crate::doctor_passed::unknown_mac_advice("use a wired parent"),
         ));
     }
     out.push(finding(
@@ -255,8 +239,19 @@ fn mtu(net: &Network, parent: &Link) -> Option<Finding> {
     })
 }
 
-fn isolation(net: &Network, host_access: bool) -> Finding {
-    let (finding_text, fix) = if host_access {
+/// `shim`: the host-access shim's state as `host-access status` shows it, if enabled.
+fn isolation(net: &Network, shim: Option<&str>) -> Finding {
+    let (finding_text, fix) = if let Some(st @ ("missing" | "down")) = shim {
+        return finding(
+            "host-access",
+            Severity::Error,
+            format!(
+                "host access to {} is enabled, but its shim is {st}: this host cannot reach the endpoints",
+                net.name
+            ),
+            "underlay host-access restore",
+        );
+    } else if shim.is_some() {
         (
             format!("host access to {} is on: this host reaches its endpoints through a shim", net.name),
             "nothing".to_string(),
@@ -297,7 +292,9 @@ fn platform() -> Option<Finding> {
             "platform-filters-macs",
             Severity::Warning,
             format!("this looks like {} {}: {why}", vendor.trim(), product.trim()),
-            "use ipvlan (-d ipvlan), whose endpoints share the parent's MAC, or allow the MACs on the platform; `underlay doctor --probe` checks",
+            crate::doctor_passed::unknown_mac_advice(
+                "allow the MACs on the platform; `underlay doctor --probe` checks",
+            ),
         )
     })
 }

@@ -71,6 +71,7 @@ pub struct Request {
     pub mac: Option<MacAddr>,
     pub command: Vec<String>,
     pub detached: bool,
+    pub auto_remove: bool,
 }
 
 /// Attaches: records the endpoint first (so a crash leaves a record `gc` can act on),
@@ -93,14 +94,17 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
         }
         // The parent's own addresses: refused when asked for, held aside otherwise.
         crate::parent_addresses::refuse(&net, &req.ips, "--ip")?;
+        crate::ip_request::check(&state, &net, &req.ips, "--ip")?;
         let mut conf = cni_conf(&net, dirs);
         if req.ips.is_empty() {
             crate::parent_addresses::cut_out(&mut conf, &net)?;
+        } else {
+            crate::ip_request::whole_subnets(&mut conf);
         }
         let ep = Endpoint {
             id: req.id.clone(),
             name: req.name.clone(),
-            network: req.network.clone(),
+            network: net.name.clone(),
             netns: req.netns.clone(),
             netns_owned: req.netns_owned,
             ifname: IFNAME.to_string(),
@@ -111,6 +115,8 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
             process: None,
             command: req.command.clone(),
             detached: req.detached,
+            auto_remove: req.auto_remove,
+            exit_code: None,
             cni: conf.clone(),
             created: now(),
         };
@@ -153,6 +159,12 @@ pub fn attach(dirs: &Dirs, req: Request) -> Result<Endpoint> {
 /// Detaches: DEL (address released, link deleted), the namespace `run` made removed,
 /// the record dropped. Safe to repeat, and after any crash.
 pub fn detach(dirs: &Dirs, ep: &Endpoint) -> Result<()> {
+    release(dirs, ep, None)
+}
+
+/// As `detach`, but the record is replaced by `exited` (under the same lock, so `stop`
+/// never sees the endpoint gone and then back).
+pub fn release(dirs: &Dirs, ep: &Endpoint, exited: Option<&Endpoint>) -> Result<()> {
     // A namespace taken from a process (`attach --pid`) whose process is gone: the path
     // may now name another process's namespace, so only the address is released.
     let gone = !ep.netns_owned && ep.command.is_empty() && ep.process.is_some_and(|p| !p.alive());
@@ -163,5 +175,9 @@ pub fn detach(dirs: &Dirs, ep: &Endpoint) -> Result<()> {
         crate::state::drop_netns(dirs, &ep.id);
     }
     del?;
-    State::lock(dirs)?.remove_endpoint(&ep.id)
+    let state = State::lock(dirs)?;
+    match exited {
+        Some(record) => state.save_endpoint(record),
+        None => state.remove_endpoint(&ep.id),
+    }
 }

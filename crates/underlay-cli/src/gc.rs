@@ -16,6 +16,8 @@ use underlay::cni::Attachment;
 /// Whether nothing looks after this endpoint any more.
 fn stale(e: &Endpoint) -> bool {
     match e.phase {
+        // Nothing is held: it stays until `rm` or `stop`.
+        Phase::Exited => false,
         Phase::Attaching => !e.keeper.is_some_and(|k| k.alive()),
         Phase::Attached if !e.command.is_empty() => !e.keeper.is_some_and(|k| k.alive()),
         Phase::Attached => underlay_linux::Netns::open(&e.netns).is_err() || e.process.is_some_and(|p| !p.alive()),
@@ -44,7 +46,8 @@ pub fn gc(dirs: &Dirs) -> Result<()> {
     for net in state.networks()? {
         let mut valid: Vec<Attachment> = eps
             .iter()
-            .filter(|e| e.network == net.name)
+            // An exited endpoint holds nothing: an address in its name is stray.
+            .filter(|e| e.network == net.name && e.phase != Phase::Exited)
             .map(|e| Attachment { container_id: e.id.clone(), ifname: IFNAME.to_string() })
             .collect();
         valid.extend(net.subnets.iter().flat_map(|s| s.aux_addresses.keys()).map(|n| aux_owner(&net, n)));
@@ -55,8 +58,12 @@ pub fn gc(dirs: &Dirs) -> Result<()> {
             println!("released address {ip} on {}", net.name);
         }
     }
+    for log in crate::exited::orphan_logs(&state)? {
+        println!("removed log {}", log.display());
+    }
     // Namespaces `run` made that no endpoint uses.
-    let used: HashSet<String> = eps.iter().filter(|e| e.netns_owned).map(|e| e.id.clone()).collect();
+    let used: HashSet<String> =
+        eps.iter().filter(|e| e.netns_owned && e.phase != Phase::Exited).map(|e| e.id.clone()).collect();
     if let Ok(entries) = std::fs::read_dir(dirs.netns_dir()) {
         for name in entries.flatten().filter_map(|e| e.file_name().into_string().ok()) {
             if used.contains(&name) {

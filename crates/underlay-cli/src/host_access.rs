@@ -23,6 +23,7 @@ use crate::state::{Dirs, State};
 pub enum HostAccessCommand {
     /// Let this host reach the network's endpoints.
     Enable {
+        /// The network: name, ID or unique ID prefix.
         network: String,
         /// The shim's address (default: the next free one of the network). A bare
         /// address: it becomes a host address, never a second route to the subnet.
@@ -30,9 +31,13 @@ pub enum HostAccessCommand {
         address: Option<String>,
     },
     /// Remove exactly what `enable` made.
-    Disable { network: String },
+    Disable {
+        /// The network: name, ID or unique ID prefix (nothing to do if not enabled).
+        network: String,
+    },
     /// Show host access per network.
     Status {
+        /// A table for people, or JSON for scripts.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -64,10 +69,10 @@ pub fn owner(net: &Network) -> Attachment {
 }
 
 /// Where the host goes first: its default routes' next hops, and the network's gateways.
-fn gateways(nl: &mut Netlink, net: &Network) -> Result<Vec<IpAddr>> {
+fn gateways(nl: &mut Netlink, net_gateways: &[IpAddr]) -> Result<Vec<IpAddr>> {
     let mut out: Vec<IpAddr> =
         nl.routes()?.into_iter().filter(|r| r.unicast && r.dst.prefix_len() == 0).filter_map(|r| r.gw).collect();
-    out.extend(net.subnets.iter().filter_map(|s| s.gateway));
+    out.extend_from_slice(net_gateways);
     out.sort();
     out.dedup();
     Ok(out)
@@ -89,7 +94,7 @@ fn wanted(ha: &HostAccess, endpoints: &[Endpoint]) -> Vec<IpNet> {
         .collect()
 }
 
-fn add_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) -> Result<()> {
+pub fn add_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) -> Result<()> {
     let Some(src) = ha.addresses.iter().find(|a| a.is_ipv4() == dst.addr().is_ipv4()) else { return Ok(()) };
     match nl.add_route(&shim::route(dst, shim_index, *src)) {
         Err(e) if e.is(underlay_linux::error::Errno::EEXIST) => Ok(()),
@@ -97,7 +102,7 @@ fn add_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) -> 
     }
 }
 
-fn del_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) {
+pub fn del_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) {
     if let Some(src) = ha.addresses.iter().find(|a| a.is_ipv4() == dst.addr().is_ipv4()) {
         let _ = nl.del_route(&shim::route(dst, shim_index, *src));
     }
@@ -106,6 +111,9 @@ fn del_route(nl: &mut Netlink, ha: &HostAccess, shim_index: u32, dst: IpNet) {
 pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAccess> {
     let state = State::lock(dirs)?;
     let net = state.network(name)?;
+    // Named by ID or prefix: from here on, by its name.
+    let name = net.name.clone();
+    let name = name.as_str();
     if let Some(ha) = state.host_access(name)? {
         return Ok(ha);
     }
@@ -148,24 +156,34 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
         created: now(),
     };
     let mut nl = Netlink::new()?;
-    let targets = gateways(&mut nl, &net)?;
+    let net_gateways: Vec<IpAddr> = net.subnets.iter().filter_map(|s| s.gateway).collect();
+    let routes = wanted(&ha, &state.endpoints()?);
+    if let Err(e) = make(&mut nl, &mut ha, &routes, &net_gateways) {
+        release();
+        return Err(e);
+    }
+    state.save_host_access(&ha)?;
+    Ok(ha)
+}
+
+/// Makes the shim of `ha` with routes to `routes`, checked: whatever the host reached
+/// before (its default gateways and `net_gateways`) it must still reach after, or
+/// everything made is undone. The Docker driver makes its shims through this too.
+pub fn make(nl: &mut Netlink, ha: &mut HostAccess, routes: &[IpNet], net_gateways: &[IpAddr]) -> Result<()> {
+    let targets = gateways(nl, net_gateways)?;
     let before = reachable(&targets);
-    match apply(&mut nl, &mut ha, &state.endpoints()?) {
-        Ok(()) => {}
-        Err(e) => {
-            undo(&mut nl, &ha);
-            release();
-            return Err(e);
-        }
+    if let Err(e) = apply(nl, ha, routes) {
+        undo(nl, ha);
+        return Err(e);
     }
     let after = reachable(&before);
     let lost: Vec<String> = before.iter().filter(|t| !after.contains(t)).map(IpAddr::to_string).collect();
     if !lost.is_empty() {
-        undo(&mut nl, &ha);
-        release();
+        undo(nl, ha);
         return Err(Failure::system(format!(
-            "host access to \"{name}\" was rolled back: with the shim in place this host could no longer reach {} \
+            "host access to \"{}\" was rolled back: with the shim in place this host could no longer reach {} \
              (it could before), so the change was undone",
+            ha.network,
             lost.join(", ")
         ))
         .hint(
@@ -174,11 +192,11 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
                `underlay doctor --probe` tells which",
         ));
     }
-    state.save_host_access(&ha)?;
-    Ok(ha)
+    Ok(())
 }
 
-fn apply(nl: &mut Netlink, ha: &mut HostAccess, endpoints: &[Endpoint]) -> Result<()> {
+/// Makes the shim and its routes, unchecked (`restore` after a reboot).
+pub fn apply(nl: &mut Netlink, ha: &mut HostAccess, routes: &[IpNet]) -> Result<()> {
     let parent = nl
         .link_by_name(&ha.parent)?
         .ok_or_else(|| Failure::not_found(format!("parent {} does not exist", ha.parent)))?;
@@ -189,14 +207,14 @@ fn apply(nl: &mut Netlink, ha: &mut HostAccess, endpoints: &[Endpoint]) -> Resul
         nl.add_address(index, host, underlay_linux::addr::AddressOptions { nodad: true, noprefixroute: true })?;
     }
     ha.sysctls = shim::stop_arp_flux(&[ha.parent.as_str(), ha.shim.as_str()])?;
-    for dst in wanted(ha, endpoints) {
-        add_route(nl, ha, index, dst)?;
+    for dst in routes {
+        add_route(nl, ha, index, *dst)?;
     }
     Ok(())
 }
 
 /// Removes what `apply` made: the shim (its routes go with it) and the sysctls.
-fn undo(nl: &mut Netlink, ha: &HostAccess) -> Vec<Error> {
+pub fn undo(nl: &mut Netlink, ha: &HostAccess) -> Vec<Error> {
     let mut errors = shim::restore(&ha.sysctls);
     if let Err(e) = nl.delete_link_by_name(&ha.shim) {
         errors.push(e);
@@ -206,9 +224,18 @@ fn undo(nl: &mut Netlink, ha: &HostAccess) -> Vec<Error> {
 
 pub fn disable(dirs: &Dirs, name: &str) -> Result<()> {
     let state = State::lock(dirs)?;
-    let ha = state
-        .host_access(name)?
-        .ok_or_else(|| Failure::not_found(format!("host access to \"{name}\" is not enabled")))?;
+    // A network named by ID or prefix; a record whose network is gone, by its name.
+    let name = match state.network(name) {
+        Ok(net) => net.name,
+        Err(_) if state.host_access(name)?.is_some() => name.to_string(),
+        Err(e) => return Err(e),
+    };
+    let name = name.as_str();
+    // Like `enable`, safe to repeat: nothing to remove is not an error.
+    let Some(ha) = state.host_access(name)? else {
+        eprintln!("underlay: host access to \"{name}\" is not enabled; nothing to do");
+        return Ok(());
+    };
     let errors = undo(&mut Netlink::new()?, &ha);
     if let Ok(net) = state.network(name) {
         let _ = AddressStore::of(&net, dirs)?.del(&owner(&net));
@@ -220,33 +247,65 @@ pub fn disable(dirs: &Dirs, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a record's shim is now: "up", "down" or "missing" (gone, as after a reboot or
+/// an `ip link del`). `doctor` says the same.
+pub fn shim_state(nl: &mut Netlink, ha: &HostAccess) -> &'static str {
+    match nl.link_by_name(&ha.shim).ok().flatten() {
+        Some(l) if l.up => "up",
+        Some(_) => "down",
+        None => "missing",
+    }
+}
+
+/// Shows each network's host access; exit 1 when a shim is not up.
 fn status(dirs: &Dirs, format: Format) -> Result<()> {
     let state = State::lock(dirs)?;
     let all = state.all_host_access()?;
+    let mut nl = Netlink::new()?;
+    let states: Vec<&str> = all.iter().map(|ha| shim_state(&mut nl, ha)).collect();
     match format {
-        Format::Json => print_json(&all),
+        Format::Json => {
+            // The record, its shim's state, and the sysctls as what they are: the
+            // values saved at enable, put back by disable (not the live values).
+            let out: Vec<serde_json::Value> = all
+                .iter()
+                .zip(&states)
+                .map(|(ha, st)| {
+                    let mut v = serde_json::to_value(ha).expect("records serialize");
+                    let saved: Vec<serde_json::Value> =
+                        ha.sysctls.iter().map(|s| serde_json::json!({"key": s.key, "saved_value": s.value})).collect();
+                    v.as_object_mut().map(|o| o.remove("sysctls"));
+                    v["saved_sysctls"] = serde_json::Value::Array(saved);
+                    v["state"] = serde_json::json!(st);
+                    v
+                })
+                .collect();
+            print_json(&out);
+        }
         Format::Table => {
-            let mut nl = Netlink::new()?;
-            let rows = all.iter().map(|ha| {
+            let rows = all.iter().zip(&states).map(|(ha, st)| {
                 let addrs: Vec<String> = ha.addresses.iter().map(IpAddr::to_string).collect();
                 let routes = if ha.ranges.is_empty() {
-                    "one per endpoint".to_string()
+                    "per-endpoint".to_string()
                 } else {
-                    ha.ranges.iter().map(IpNet::to_string).collect::<Vec<_>>().join(", ")
+                    ha.ranges.iter().map(IpNet::to_string).collect::<Vec<_>>().join(",")
                 };
-                let up = nl.link_by_name(&ha.shim).ok().flatten().is_some_and(|l| l.up);
-                vec![
-                    ha.network.clone(),
-                    ha.shim.clone(),
-                    addrs.join(", "),
-                    routes,
-                    if up { "up".into() } else { "missing (run `underlay host-access restore`)".into() },
-                ]
+                vec![ha.network.clone(), ha.shim.clone(), addrs.join(","), routes, st.to_string()]
             });
             table(&["NETWORK", "SHIM", "ADDRESS", "ROUTES", "STATE"], rows);
         }
     }
-    Ok(())
+    let broken: Vec<String> = all
+        .iter()
+        .zip(&states)
+        .filter(|(_, st)| **st != "up")
+        .map(|(ha, st)| format!("{} ({st})", ha.network))
+        .collect();
+    if broken.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::new(crate::failure::exit::FAILED, format!("host access is not working for {}", broken.join(", ")))
+        .hint("make the shims again: underlay host-access restore"))
 }
 
 /// Makes every enabled shim again, with its routes (after a reboot the links are gone).
@@ -258,7 +317,8 @@ pub fn restore(dirs: &Dirs) -> Result<()> {
         if nl.link_by_name(&ha.shim)?.is_none() {
             // The original sysctl values stay as first saved.
             let saved = ha.sysctls.clone();
-            apply(&mut nl, &mut ha, &endpoints)?;
+            let routes = wanted(&ha, &endpoints);
+            apply(&mut nl, &mut ha, &routes)?;
             ha.sysctls = saved;
             state.save_host_access(&ha)?;
             println!("restored host access to {}", ha.network);

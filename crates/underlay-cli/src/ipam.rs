@@ -24,11 +24,13 @@ pub enum IpamCommand {
         /// Only this node's.
         #[arg(long)]
         node: Option<String>,
+        /// A table for people, or JSON for scripts.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Release every address a node held (it is gone for good).
     ReleaseNode {
+        /// The node's name in the store (its hostname, unless the network set another).
         node: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -50,16 +52,22 @@ pub struct StoreArgs {
     /// etcd client URLs.
     #[arg(long = "etcd", value_delimiter = ',')]
     etcd: Vec<String>,
+    /// The key prefix the store lives under (default: underlay-ipam's).
     #[arg(long = "etcd-prefix")]
     prefix: Option<String>,
+    /// CA certificate (PEM) to check etcd's TLS certificate with.
     #[arg(long = "etcd-ca")]
     ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd's TLS client authentication.
     #[arg(long = "etcd-cert")]
     cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
     #[arg(long = "etcd-key")]
     key: Option<PathBuf>,
+    /// etcd user name (with --etcd-password-file).
     #[arg(long = "etcd-user")]
     user: Option<String>,
+    /// A file holding the etcd user's password.
     #[arg(long = "etcd-password-file")]
     password_file: Option<PathBuf>,
 }

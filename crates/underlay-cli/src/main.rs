@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    underlay_cli::command::dispatch(underlay_cli::command::Cli::parse())
+    underlay_cli::command::dispatch(underlay_cli::command::Cli::parse_with_hints())
 }

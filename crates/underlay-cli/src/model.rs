@@ -128,6 +128,9 @@ pub enum Phase {
     /// Recorded before anything was made: a crash here leaves work for `gc`.
     Attaching,
     Attached,
+    /// A detached command ended on its own: link, address and namespace are released;
+    /// the record stays (with the exit code, and the log) until `rm` or `stop`.
+    Exited,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +158,12 @@ pub struct Endpoint {
     pub command: Vec<String>,
     #[serde(default)]
     pub detached: bool,
+    /// `run -d --rm`: no exited record is kept when the command ends.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_remove: bool,
+    /// How the command ended (its code, 128+N for signal N); set when `Exited`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
     /// The CNI config ADD used; DEL uses the same.
     pub cni: serde_json::Value,
     pub created: u64,

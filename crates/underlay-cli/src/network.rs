@@ -1,13 +1,14 @@
-//! `underlay network create | ls | inspect | rm | prune | holds | release-hold`, with Docker's flags: the
-//! command and the verbs on existing networks (create is `network_create`).
+//! `underlay network create | ls | inspect | rm | prune | holds | release-hold`, with
+//! Docker's flags: the command and the verbs on existing networks (create is
+//! `network_create`; holds are `holds`).
 
 use clap::Subcommand;
 use underlay_linux::Netlink;
 
-use crate::failure::{Failure, Result};
-use crate::model::short;
+use crate::failure::{Failure, Result, each};
+use crate::model::{Network, Phase, short};
 use crate::network_create::{CreateArgs, create, release_network};
-use crate::output::{Format, print_json, table};
+use crate::output::{ListArgs, Listing, print_json};
 use crate::state::{Dirs, State};
 
 #[derive(Subcommand)]
@@ -17,19 +18,35 @@ pub enum NetworkCommand {
     /// List networks.
     #[command(alias = "list")]
     Ls {
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[command(flatten)]
+        list: ListArgs,
     },
     /// Show networks in detail (JSON).
     Inspect {
-        #[arg(required = true)]
+        /// Networks: name, ID or unique ID prefix.
+        #[arg(required = true, value_name = "NETWORK")]
         names: Vec<String>,
     },
     /// Remove networks; refused while a network has endpoints.
     #[command(alias = "remove")]
     Rm {
-        #[arg(required = true)]
+        /// Networks: name, ID or unique ID prefix.
+        #[arg(required = true, value_name = "NETWORK")]
         names: Vec<String>,
+    },
+    /// Docker's `network connect`: underlay's is `underlay attach`.
+    #[command(hide = true)]
+    Connect {
+        /// Ignored: the command only points to `attach`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Docker's `network disconnect`: underlay's is `underlay detach`.
+    #[command(hide = true)]
+    Disconnect {
+        /// Ignored: the command only points to `detach`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Remove every network without endpoints.
     Prune {
@@ -40,8 +57,8 @@ pub enum NetworkCommand {
     /// List addresses held for devices found using them on the LAN (conflict detection).
     Holds {
         name: String,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
+        format: crate::output::Format,
     },
     /// Release addresses held for devices on the LAN.
     ReleaseHold {
@@ -63,15 +80,17 @@ pub fn run(dirs: &Dirs, cmd: NetworkCommand) -> Result<()> {
             println!("{}", n.id);
             Ok(())
         }
-        NetworkCommand::Ls { format } => ls(dirs, format),
+        NetworkCommand::Ls { list } => ls(dirs, &list),
         NetworkCommand::Inspect { names } => inspect(dirs, &names),
-        NetworkCommand::Rm { names } => {
-            for name in names {
-                remove(&State::lock(dirs)?, &name)?;
-                println!("{name}");
-            }
+        NetworkCommand::Rm { names } => each(&names, |name| {
+            remove(&State::lock(dirs)?, name)?;
+            println!("{name}");
             Ok(())
-        }
+        }),
+        NetworkCommand::Connect { .. } => Err(Failure::usage("underlay has no `network connect`")
+            .hint("attach a namespace with: underlay attach NETWORK --netns PATH (or --pid PID)")),
+        NetworkCommand::Disconnect { .. } => Err(Failure::usage("underlay has no `network disconnect`")
+            .hint("detach an endpoint with: underlay detach ENDPOINT")),
         NetworkCommand::Prune { force } => prune(dirs, force),
         NetworkCommand::Holds { name, format } => crate::holds::list(dirs, &name, format),
         NetworkCommand::ReleaseHold { name, ips, expired, all } => {
@@ -82,7 +101,14 @@ pub fn run(dirs: &Dirs, cmd: NetworkCommand) -> Result<()> {
 
 pub fn remove(state: &State, name: &str) -> Result<()> {
     let net = state.network(name)?;
-    let users: Vec<String> = state.endpoints()?.into_iter().filter(|e| e.network == name).map(|e| e.name).collect();
+    let name = net.name.as_str();
+    // Exited endpoints hold nothing: they do not keep the network.
+    let users: Vec<String> = state
+        .endpoints()?
+        .into_iter()
+        .filter(|e| e.network == name && e.phase != Phase::Exited)
+        .map(|e| e.name)
+        .collect();
     if state.host_access(name)?.is_some() && users.is_empty() {
         return Err(Failure::conflict(format!("host access to \"{name}\" is enabled"))
             .hint(format!("disable it first: underlay host-access disable {name}")));
@@ -95,47 +121,78 @@ pub fn remove(state: &State, name: &str) -> Result<()> {
     state.remove_network(name)
 }
 
-fn ls(dirs: &Dirs, format: Format) -> Result<()> {
+/// The columns of `network ls`: template field and header.
+const COLUMNS: &[(&str, &str)] = &[
+    ("Name", "NAME"),
+    ("ID", "ID"),
+    ("Driver", "DRIVER"),
+    ("Parent", "PARENT"),
+    ("Mode", "MODE"),
+    ("Subnets", "SUBNETS"),
+    ("Endpoints", "ENDPOINTS"),
+    ("HostAccess", "HOST-ACCESS"),
+];
+
+fn ls(dirs: &Dirs, list: &ListArgs) -> Result<()> {
     let state = State::lock(dirs)?;
     let (nets, eps) = (state.networks()?, state.endpoints()?);
-    match format {
-        Format::Json => print_json(&crate::state::with_damaged(&nets, state.damaged()?, "networks")),
-        Format::Table => {
-            let rows = nets.iter().map(|n| {
-                let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
-                vec![
-                    n.name.clone(),
-                    short(&n.id, 12).to_string(),
-                    n.driver.as_str().to_string(),
-                    n.parent.clone(),
-                    n.mode.to_string(),
-                    subnets.join(", "),
-                    eps.iter().filter(|e| e.network == n.name).count().to_string(),
-                ]
-            });
-            table(&["NAME", "ID", "DRIVER", "PARENT", "MODE", "SUBNETS", "ENDPOINTS"], rows);
-        }
+    let count = |n: &Network| eps.iter().filter(|e| e.network == n.name && e.phase != Phase::Exited).count();
+    let mut host_access = Vec::new();
+    for n in &nets {
+        host_access.push(if state.host_access(&n.name)?.is_some() { "on" } else { "off" });
     }
-    Ok(())
+    let rows = nets
+        .iter()
+        .zip(&host_access)
+        .map(|(n, ha)| {
+            let subnets: Vec<String> = n.subnets.iter().map(|s| s.subnet.to_string()).collect();
+            vec![
+                n.name.clone(),
+                short(&n.id, 12).to_string(),
+                n.driver.as_str().to_string(),
+                n.parent.clone(),
+                // One word per cell, so a plain table splits on blanks.
+                n.mode.to_string().replace(' ', "/"),
+                subnets.join(","),
+                count(n).to_string(),
+                ha.to_string(),
+            ]
+        })
+        .collect();
+    Listing { columns: COLUMNS, rows }.print(list, || {
+        // The record, plus what the table shows; damaged records are listed too.
+        let mut out = crate::state::with_damaged(&nets, state.damaged().unwrap_or_default(), "networks");
+        for ((v, n), ha) in out.iter_mut().zip(&nets).zip(&host_access) {
+            v["endpoint_count"] = serde_json::json!(count(n));
+            v["host_access"] = serde_json::json!(ha);
+        }
+        serde_json::Value::Array(out)
+    })
 }
 
+/// Prints the networks named (those found, as one JSON array, each with its
+/// endpoints); each one not found is reported.
 fn inspect(dirs: &Dirs, names: &[String]) -> Result<()> {
     let state = State::lock(dirs)?;
     let eps = state.endpoints()?;
     let mut out = Vec::new();
-    for name in names {
+    let result = each(names, |name| {
         let n = state.network(name)?;
         let mut v = serde_json::to_value(&n).expect("serializes");
         let members: Vec<serde_json::Value> = eps
             .iter()
-            .filter(|e| &e.network == name)
+            .filter(|e| e.network == n.name && e.phase != Phase::Exited)
             .map(|e| serde_json::json!({"name": e.name, "id": e.id, "ips": e.ips, "mac": e.mac}))
             .collect();
         v["endpoints"] = serde_json::Value::Array(members);
+        v["host_access"] = serde_json::json!(if state.host_access(&n.name)?.is_some() { "on" } else { "off" });
         out.push(v);
+        Ok(())
+    });
+    if !out.is_empty() {
+        print_json(&out);
     }
-    print_json(&out);
-    Ok(())
+    result
 }
 
 fn prune(dirs: &Dirs, force: bool) -> Result<()> {

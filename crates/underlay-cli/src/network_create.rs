@@ -21,6 +21,7 @@ use crate::state::{Dirs, State};
 
 #[derive(Args)]
 pub struct CreateArgs {
+    /// The link kind: macvlan (each endpoint its own MAC) or ipvlan (the parent's MAC).
     #[arg(short = 'd', long = "driver", value_enum, default_value_t = Driver::Macvlan)]
     driver: Driver,
     /// A subnet (CIDR); give one per address family.
@@ -58,6 +59,7 @@ pub struct CreateArgs {
     /// (the daemon's, default /run/cni/dhcp.sock).
     #[arg(long = "ipam-opt")]
     ipam_opts: Vec<String>,
+    /// The network's name (letters, digits, '_', '.', '-').
     name: String,
 }
 

@@ -57,9 +57,8 @@ pub fn ensure_parent(nl: &mut Netlink, parent: &str, network: &str) -> Result<Op
         if exists {
             return Ok(None);
         }
-        let names: Vec<String> = nl.links()?.into_iter().map(|l| l.name).collect();
         return Err(Failure::not_found(format!("parent interface \"{parent}\" does not exist"))
-            .hint(format!("interfaces here: {}", names.join(", "))));
+            .hint(format!("parents here: {}", real_parents(nl)?.join(", "))));
     };
     if !exists {
         if nl.link_by_name(&base)?.is_none() {
@@ -74,6 +73,18 @@ pub fn ensure_parent(nl: &mut Netlink, parent: &str, network: &str) -> Result<Op
     }
     let acquired = Parents::here()?.acquire(nl, parent, &parent_user(network))?;
     Ok(Some(Vlan { base, id, created: acquired == Acquired::Counted }))
+}
+
+/// The interfaces that can be a parent: not loopback, not a macvlan or ipvlan (host
+/// access shims, other endpoints), not a bridge port.
+pub fn real_parents(nl: &mut Netlink) -> Result<Vec<String>> {
+    let links = nl.links()?;
+    Ok(links
+        .into_iter()
+        .filter(|l| l.name != "lo" && l.macvlan.is_none() && l.ipvlan.is_none() && l.controller.is_none())
+        .filter(|l| !matches!(l.kind.as_deref(), Some("macvlan" | "macvtap" | "ipvlan" | "ipvtap")))
+        .map(|l| l.name)
+        .collect())
 }
 
 /// `enp0s3.10` -> (`enp0s3`, 10) when VID is 1–4094.

@@ -15,9 +15,9 @@ use nix::unistd::Pid;
 use underlay::MacAddr;
 use underlay_linux::Netns;
 
-use crate::endpoint::{Request, attach, detach};
+use crate::endpoint::{Request, attach, release};
 use crate::failure::{Failure, Result, exit};
-use crate::model::{Endpoint, Proc, new_id};
+use crate::model::{Endpoint, Phase, Proc, new_id};
 use crate::state::drop_netns;
 use crate::state::{Dirs, State};
 
@@ -42,9 +42,14 @@ pub struct RunArgs {
     /// (macvlan; locally administered).
     #[arg(long, requires = "name", conflicts_with = "mac")]
     stable_mac: bool,
-    /// Run in the background; `underlay stop NAME` ends it.
+    /// Run in the background; `underlay logs NAME` shows its output, `underlay stop
+    /// NAME` ends it. When it ends on its own, `ps -a` shows its exit code until `rm`.
     #[arg(short = 'd', long)]
     detach: bool,
+    /// With -d: keep no exited record when the command ends (without -d, Docker's
+    /// `--rm` is what `run` always does).
+    #[arg(long)]
+    rm: bool,
     /// The command and its arguments (after `--`).
     #[arg(required = true, last = true)]
     command: Vec<String>,
@@ -63,7 +68,7 @@ pub fn run(dirs: &Dirs, args: RunArgs) -> u8 {
     match start(dirs, args) {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("underlay: {f}");
+            f.eprint();
             exit::RUN_FAILED
         }
     }
@@ -94,22 +99,29 @@ fn start(dirs: &Dirs, args: RunArgs) -> Result<u8> {
         mac: if args.stable_mac { Some(MacAddr::stable(&[&args.network, &request_name])) } else { args.mac },
         command: args.command.clone(),
         detached: args.detach,
+        auto_remove: args.rm,
     };
     let ep = attach(dirs, request).inspect_err(|_| drop_netns(dirs, &id))?;
     if !args.detach {
         return Ok(keep(dirs, ep));
     }
-    spawn_keeper(dirs, &ep)?;
+    if let Some(failed) = spawn_keeper(dirs, &ep)? {
+        return Ok(failed);
+    }
     println!("{}", ep.id);
     Ok(0)
 }
 
-/// Starts the detached keeper and waits until the command runs (or has failed to).
-fn spawn_keeper(dirs: &Dirs, ep: &Endpoint) -> Result<()> {
+/// Starts the detached keeper and waits until the command runs. When it could not be
+/// started, the keeper's error (from the log) goes to stderr and its exit code is
+/// returned (127: not found, as in the foreground), and nothing is left behind.
+fn spawn_keeper(dirs: &Dirs, ep: &Endpoint) -> Result<Option<u8>> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("--state-dir").arg(&dirs.state).arg("--run-dir").arg(&dirs.run).arg("__keep").arg(&ep.id);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // The keeper's own messages go to the command's log, where `logs` shows them.
+    let log = crate::exited::create_log(dirs, &ep.id)?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     // The keeper leaves the terminal's session, so closing the terminal does not end it.
     // SAFETY: std's `pre_exec` is unsafe and has no safe form; only setsid(2), which is
     // async-signal-safe and allocates nothing, runs between fork and exec.
@@ -121,11 +133,14 @@ fn spawn_keeper(dirs: &Dirs, ep: &Endpoint) -> Result<()> {
     loop {
         let now = State::lock(dirs)?.endpoints()?.into_iter().find(|e| e.id == ep.id);
         match now {
-            Some(e) if e.process.is_some() => return Ok(()),
-            None => {
-                return Err(Failure::new(exit::RUN_CANNOT_EXEC, format!("{} did not start", ep.command[0]))
-                    .hint(format!("see {}", dirs.logs().join(format!("{}.log", ep.id)).display())));
+            Some(e) if e.phase == Phase::Exited && e.process.is_none() => {
+                let why = std::fs::read_to_string(crate::exited::log_path(dirs, &ep.id)).unwrap_or_default();
+                eprint!("{why}");
+                crate::exited::forget(&State::lock(dirs)?, &e)?;
+                return Ok(Some(e.exit_code.unwrap_or(exit::RUN_FAILED)));
             }
+            Some(e) if e.process.is_some() => return Ok(None),
+            None => return Err(Failure::system(format!("{} ended before it was recorded", ep.command[0]))),
             Some(_) if keeper.try_wait()?.is_some() || Instant::now() > deadline => {
                 return Err(Failure::system("the keeper process ended before the command started"));
             }
@@ -151,14 +166,22 @@ pub fn keep(dirs: &Dirs, ep: Endpoint) -> u8 {
         // the handler only stores to an atomic, which is async-signal-safe.
         let _ = unsafe { signal::sigaction(s, &action) };
     }
-    let code = match spawn_command(dirs, &ep) {
-        Ok(pid) => wait(pid),
-        Err(code) => code,
+    let (code, started) = match spawn_command(dirs, &ep) {
+        Ok(pid) => (wait(pid), true),
+        Err(code) => (code, false),
     };
     // The record as it is now (the command's PID was added).
     let ep = State::lock(dirs).and_then(|s| s.endpoint(&ep.id)).unwrap_or(ep);
-    if let Err(e) = detach(dirs, &ep) {
+    // A detached command's end is kept (code and log) for `ps -a` and `logs`; one that
+    // never started is kept just long enough for `run -d` to report it.
+    let exited =
+        Endpoint { phase: Phase::Exited, exit_code: Some(code), ips: vec![], mac: None, keeper: None, ..ep.clone() };
+    let keep_record = ep.detached && !(started && ep.auto_remove);
+    if let Err(e) = release(dirs, &ep, keep_record.then_some(&exited)) {
         eprintln!("underlay: releasing {}: {e}", ep.name);
+    }
+    if ep.detached && !keep_record {
+        let _ = std::fs::remove_file(crate::exited::log_path(dirs, &ep.id));
     }
     code
 }
@@ -179,10 +202,10 @@ fn spawn_command(dirs: &Dirs, ep: &Endpoint) -> std::result::Result<Pid, u8> {
         cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from));
     }
     if ep.detached {
-        let logs = dirs.logs();
-        let log = std::fs::create_dir_all(&logs)
-            .and_then(|()| std::fs::File::create(logs.join(format!("{}.log", ep.id))))
-            .map_err(|e| fail(exit::RUN_FAILED, format!("create the log: {e}")))?;
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(crate::exited::log_path(dirs, &ep.id))
+            .map_err(|e| fail(exit::RUN_FAILED, format!("open the log: {e}")))?;
         let err = log.try_clone().map_err(|e| fail(exit::RUN_FAILED, e.to_string()))?;
         cmd.stdin(Stdio::null()).stdout(log).stderr(err);
     }
@@ -223,48 +246,6 @@ fn wait(pid: Pid) -> u8 {
     }
 }
 
-/// `underlay stop`: SIGTERM to the command, SIGKILL after `timeout`, and the release
-/// done here if the keeper is gone.
-pub fn stop(dirs: &Dirs, names: &[String], timeout: Duration) -> Result<()> {
-    for name in names {
-        let ep = State::lock(dirs)?.endpoint(name)?;
-        if ep.command.is_empty() {
-            return Err(Failure::usage(format!(
-                "\"{}\" was attached by `underlay attach`; use `underlay detach {}`",
-                ep.name, ep.name
-            )));
-        }
-        let gone =
-            |dirs: &Dirs| State::lock(dirs).and_then(|s| s.endpoints()).map(|v| !v.iter().any(|e| e.id == ep.id));
-        let mut signal_to_send = Some(Signal::SIGTERM);
-        let deadline = Instant::now() + timeout;
-        loop {
-            if gone(dirs)? {
-                break;
-            }
-            let live = ep.process.filter(Proc::alive);
-            match (live, signal_to_send.take()) {
-                (Some(p), Some(s)) => {
-                    let _ = signal::kill(Pid::from_raw(p.pid as i32), s);
-                }
-                (Some(p), None) if Instant::now() > deadline => {
-                    let _ = signal::kill(Pid::from_raw(p.pid as i32), Signal::SIGKILL);
-                }
-                (None, _) if !ep.keeper.is_some_and(|k| k.alive()) => {
-                    // Nobody is left to release it.
-                    let now = State::lock(dirs)?.endpoint(&ep.id)?;
-                    detach(dirs, &now)?;
-                    break;
-                }
-                _ => {}
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        println!("{}", ep.name);
-    }
-    Ok(())
-}
-
 /// `underlay attach`: a namespace someone else made.
 pub struct AttachArgs {
     pub network: String,
@@ -278,7 +259,11 @@ pub struct AttachArgs {
 }
 
 pub fn attach_existing(dirs: &Dirs, a: AttachArgs) -> Result<Endpoint> {
-    Netns::open(&a.netns).map_err(|e| Failure::usage(e.to_string()))?;
+    // A path that is not there is "not found" (3); one that is no namespace, bad input.
+    Netns::open(&a.netns).map_err(|e| match std::fs::symlink_metadata(&a.netns) {
+        Err(_) => Failure::not_found(format!("--netns {}: no such namespace", a.netns.display())),
+        Ok(_) => Failure::usage(format!("--netns {}: {e}", a.netns.display())),
+    })?;
     let id = new_id();
     let name = a.name.unwrap_or_else(|| format!("ep-{}", &id[..8]));
     check_name(&name)?;
@@ -294,6 +279,7 @@ pub fn attach_existing(dirs: &Dirs, a: AttachArgs) -> Result<Endpoint> {
             mac: a.mac,
             command: vec![],
             detached: false,
+            auto_remove: false,
         },
     )?;
     // No process of ours looks after it; `gc` judges it by its namespace (and by the

@@ -147,12 +147,14 @@ impl State {
         Ok(v)
     }
 
+    /// The network called `name`, or whose ID is or begins with it.
     pub fn network(&self, name: &str) -> Result<Network> {
         let path = self.network_path(name);
-        if fs::symlink_metadata(&path).is_err() {
-            return Err(Failure::not_found(format!("no network named \"{name}\"")).hint("see `underlay network ls`"));
+        if fs::symlink_metadata(&path).is_ok() {
+            return read_record(&path).map_err(|f| f.hint("`underlay gc` moves a damaged record aside"));
         }
-        read_record(&path).map_err(|f| f.hint("`underlay gc` moves a damaged record aside"))
+        let all = self.networks()?;
+        crate::resolve::pick("network", "underlay network ls", name, &all, |n| (&n.name, &n.id)).cloned()
     }
 
     /// The damaged network and endpoint records.
@@ -188,18 +190,10 @@ impl State {
         Ok(v)
     }
 
-    /// The endpoint called `name`, or whose ID starts with it (at least 6 digits).
+    /// The endpoint called `name`, or whose ID is or begins with it.
     pub fn endpoint(&self, name: &str) -> Result<Endpoint> {
         let all = self.endpoints()?;
-        if let Some(e) = all.iter().find(|e| e.name == name) {
-            return Ok(e.clone());
-        }
-        let by_id: Vec<&Endpoint> = all.iter().filter(|e| name.len() >= 6 && e.id.starts_with(name)).collect();
-        match by_id.as_slice() {
-            [one] => Ok((*one).clone()),
-            [] => Err(Failure::not_found(format!("no endpoint named \"{name}\"")).hint("see `underlay ps`")),
-            _ => Err(Failure::usage(format!("\"{name}\" matches several endpoint IDs; give more of it"))),
-        }
+        crate::resolve::pick("endpoint", "underlay ps -a", name, &all, |e| (&e.name, &e.id)).cloned()
     }
 
     pub fn save_endpoint(&self, e: &Endpoint) -> Result<()> {

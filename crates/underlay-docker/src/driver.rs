@@ -8,14 +8,18 @@ use std::sync::Mutex;
 use ipnet::IpNet;
 use serde_json::{Value, json};
 use underlay::MacAddr;
-use underlay_linux::{Link, MacvlanSpec, Netlink};
+use underlay_linux::support::{Feature, has};
+use underlay_linux::{Link, Netlink};
 
+use crate::announce;
 use crate::api::{CreateEndpoint, CreateNetwork, EndpointRef, InterfaceName, Join, JoinReply, NetworkRef};
+use crate::host_access;
+use crate::host_addresses;
+use crate::ipam::Ipam;
+use crate::link;
 use crate::options::NetworkSpec;
+use crate::parent;
 use crate::records::{EndpointRecord, NetworkRecord, Records, check_id};
-
-/// Links Join makes start with this; nothing else in the host namespace should.
-pub const LINK_PREFIX: &str = "ulj";
 
 pub struct Driver {
     records: Records,
@@ -83,15 +87,43 @@ impl Driver {
         })
     }
 
-    pub fn create_network(&self, req: CreateNetwork) -> Reply {
+    pub fn create_network(&self, req: CreateNetwork, ipam: &Ipam) -> Reply {
         check_id("network ID", &req.network_id)?;
         let spec = NetworkSpec::parse(&req)?;
         if spec.pools.is_empty() {
             return Err("no subnet: give --subnet (or --ipam-driver underlay with --subnet)".into());
         }
+        if spec.ipvlan.is_some() && !has(Feature::Ipvlan).map_err(|e| e.to_string())? {
+            return Err(format!("cannot make an ipvlan network: {}", Feature::Ipvlan.missing()));
+        }
         let _g = self.guard();
         let mut nl = nl()?;
-        let parent = check_parent(&mut nl, &spec)?;
+        let id = req.network_id.clone();
+        let mut spec = spec;
+        let vlan = match &spec.parent {
+            Some(p) => parent::acquire(&mut nl, p, &id)?.then(|| p.clone()),
+            None => None,
+        };
+        let dummy = match spec.parent {
+            None if spec.internal => Some(parent::make_dummy(&mut nl, &id)?),
+            _ => None,
+        };
+        spec.parent = spec.parent.or(dummy.clone());
+        let made = self.make_network(&mut nl, &req, spec, ipam);
+        if made.is_err() {
+            if let Some(p) = vlan {
+                let _ = parent::release(&mut nl, &p, &id);
+            }
+            if let Some(d) = dummy {
+                let _ = nl.delete_link_by_name(&d);
+            }
+        }
+        made
+    }
+
+    /// CreateNetwork once a VLAN parent is counted: checks, host access, the record.
+    fn make_network(&self, nl: &mut Netlink, req: &CreateNetwork, spec: NetworkSpec, ipam: &Ipam) -> Reply {
+        let parent = check_parent(nl, &spec)?;
         for other in self.records.networks() {
             if other.id != req.network_id
                 && other.parent == parent.name
@@ -104,11 +136,23 @@ impl Driver {
                 ));
             }
         }
-        self.records.put_network(&NetworkRecord { id: req.network_id, spec, parent: parent.name })?;
+        let host_access = host_access::make(nl, req, &spec, &parent, ipam)?;
+        let (host_access, shim_pool) = host_access.unzip();
+        let rec = NetworkRecord {
+            id: req.network_id.clone(),
+            spec,
+            parent: parent.name,
+            host_access,
+            shim_pool: shim_pool.flatten(),
+        };
+        if let Err(e) = self.records.put_network(&rec) {
+            host_access::remove(nl, &rec, ipam);
+            return Err(e);
+        }
         Ok(json!({}))
     }
 
-    pub fn delete_network(&self, req: NetworkRef) -> Reply {
+    pub fn delete_network(&self, req: NetworkRef, ipam: &Ipam) -> Reply {
         check_id("network ID", &req.network_id)?;
         let _g = self.guard();
         let mut nl = nl()?;
@@ -117,6 +161,15 @@ impl Driver {
             if let Err(e) = self.remove_endpoint(&mut nl, &ep) {
                 errors.push(e);
             }
+        }
+        match self.records.network(&req.network_id) {
+            Ok(Some(net)) => {
+                errors.extend(host_access::remove(&mut nl, &net, ipam));
+                errors.extend(parent::release(&mut nl, &net.parent, &net.id).err());
+                errors.extend(parent::remove_dummy(&mut nl, &net).err());
+            }
+            Ok(None) => {}
+            Err(e) => errors.push(e),
         }
         if let Err(e) = self.records.remove_network(&req.network_id) {
             errors.push(e);
@@ -137,6 +190,9 @@ impl Driver {
             if !net.spec.pools.iter().any(|p| p.subnet.contains(&ip.addr())) {
                 return Err(format!("address {} is outside the subnets of network {}", ip.addr(), short(&net.id)));
             }
+            // Another IPAM driver may not know this host's addresses; the macvlan must.
+            let own = host_addresses::within(&IpNet::from(ip.addr()))?;
+            host_addresses::refuse(ip.addr(), &own, "the IPAM driver's address")?;
             addresses.push(ip);
         }
         let mac = match iface.mac_address.as_str() {
@@ -145,11 +201,16 @@ impl Driver {
                 Some(m.parse::<MacAddr>().map_err(|_| format!("--mac-address {m:?} is not a MAC address"))?.to_string())
             }
         };
+        if mac.is_some() && net.spec.ipvlan.is_some() {
+            return Err(
+                "--mac-address cannot be honoured on an ipvlan network: its containers share the parent's MAC".into()
+            );
+        }
         let _g = self.guard();
         if let Some(old) = self.records.endpoint(&req.endpoint_id)? {
             return Err(format!("endpoint {} already exists on network {}", short(&old.id), short(&old.network)));
         }
-        let link = format!("{LINK_PREFIX}{}", &req.endpoint_id[..req.endpoint_id.len().min(12)]);
+        let link = format!("{}{}", link::PREFIX, &req.endpoint_id[..req.endpoint_id.len().min(12)]);
         let rec = EndpointRecord { id: req.endpoint_id, network: net.id, addresses, mac, link };
         self.records.put_endpoint(&rec)?;
         // Docker's default IPAM chose the addresses: echoing them back is an error.
@@ -175,22 +236,25 @@ impl Driver {
         // Nothing is written here: the link's name follows from the endpoint ID, and
         // at start every such link still in this namespace is a leftover (a joined
         // one lives in its container), so a crash mid-Join leaves nothing behind.
-        let mac = ep.mac.as_deref().map(|m| m.parse::<MacAddr>()).transpose().map_err(|_| "bad MAC in record")?;
-        let mut spec = MacvlanSpec::new(&ep.link, parent.index, net.spec.mode);
-        spec.mtu = net.spec.mtu;
-        spec.mac = mac;
-        let _ = nl.delete_link_by_name(&ep.link);
-        if let Err(e) = nl.create_macvlan(&spec) {
+        link::create(&mut nl, &net, &ep, &parent).map_err(|e| format!("network {}: {e}", short(&net.id)))?;
+        if let Err(e) = host_access::route(&mut nl, &net, &ep, true) {
             let _ = nl.delete_link_by_name(&ep.link);
-            return Err(format!("create macvlan on parent {} for network {}: {e}", parent.name, short(&net.id)));
+            return Err(format!("network {}: {e}", short(&net.id)));
         }
-        let gw = |v6| net.spec.gateway_for(v6).map(|g| g.to_string()).unwrap_or_default();
+        if let Ok(Some(mac)) = nl.link(&ep.link).map(|l| l.mac) {
+            announce::after_join(&req.sandbox_key, mac, ep.addresses.iter().map(|a| a.addr()).collect());
+        }
+        // --internal: no default route out of the network; in ipvlan l3 it goes through the device.
+        let l3 = !link::static_routes(&net, &ep).is_empty();
+        let gw = |v6| {
+            net.spec.gateway_for(v6).filter(|_| !net.spec.internal && !l3).map(|g| g.to_string()).unwrap_or_default()
+        };
         let has_v6 = ep.addresses.iter().any(|a| a.addr().is_ipv6());
         let reply = JoinReply {
             interface_name: InterfaceName { src_name: ep.link.clone(), dst_prefix: "eth".into() },
             gateway: if ep.has_v4() { gw(false) } else { String::new() },
             gateway_ipv6: if has_v6 { gw(true) } else { String::new() },
-            static_routes: Vec::new(),
+            static_routes: link::static_routes(&net, &ep),
         };
         serde_json::to_value(reply).map_err(|e| e.to_string())
     }
@@ -206,7 +270,11 @@ impl Driver {
         check_id("endpoint ID", &req.endpoint_id)?;
         // Deleting what is already gone succeeds: dockerd retries after crashes.
         let Some(ep) = self.records.endpoint(&req.endpoint_id)? else { return Ok(json!({})) };
-        self.remove_endpoint(&mut nl()?, &ep)?;
+        let mut nl = nl()?;
+        if let Ok(Some(net)) = self.records.network(&ep.network) {
+            let _ = host_access::route(&mut nl, &net, &ep, false);
+        }
+        self.remove_endpoint(&mut nl, &ep)?;
         Ok(json!({}))
     }
 
@@ -229,9 +297,17 @@ impl Driver {
         let mut done = Vec::new();
         let Ok(mut nl) = nl() else { return done };
         for link in nl.links().unwrap_or_default() {
-            if link.name.starts_with(LINK_PREFIX) && link.is_macvlan() && nl.delete_link(link.index).is_ok() {
+            if link::is_ours(&link) && nl.delete_link(link.index).is_ok() {
                 done.push(format!("removed leftover link {}", link.name));
             }
+        }
+        let endpoints = self.records.endpoints();
+        // Parents first: a shim sits on its network's parent.
+        let networks = self.records.networks();
+        done.extend(parent::restore(&mut nl, &networks));
+        done.extend(host_access::leftovers(&mut nl, &networks));
+        for net in self.records.networks() {
+            done.extend(host_access::restore(&mut nl, &net, &endpoints));
         }
         done
     }

@@ -2,8 +2,10 @@
 //! on-disk store format under the state dir, so reservations survive restarts and a
 //! taken `--ip` is refused with a clear message.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::IpNet;
@@ -16,6 +18,8 @@ use underlay::ipam::store::Store;
 use underlay::ipam::{RangeConf, RangeSet};
 
 use crate::api::{PoolRef, ReleaseAddress, RequestAddress, RequestPool};
+use crate::etcd_pool::{self, EtcdPool};
+use crate::host_addresses;
 
 pub const ADDRESS_SPACE: &str = "underlay";
 const GATEWAY_TYPE: &str = "com.docker.network.gateway";
@@ -24,35 +28,48 @@ const POOL_PREFIX: &str = "underlay:";
 pub struct Ipam {
     dir: PathBuf,
     serial: AtomicU64,
+    /// The pool ID of each subnet Docker last asked a pool for (CreateNetwork follows
+    /// RequestPool at once, so host access draws from the same range and store).
+    pools: Mutex<HashMap<IpNet, String>>,
 }
 
 type Reply = Result<Value, String>;
 
 /// A pool as its ID carries it: `underlay:<subnet>` or `underlay:<subnet>,<ip-range>`
-/// (a comma, since IPv6 subnets contain colons).
+/// (a comma, since IPv6 subnets contain colons), then `@<id>` for a pool in etcd.
 struct Pool {
     subnet: IpNet,
     range: Option<IpNet>,
+    etcd: Option<String>,
 }
 
 impl Pool {
     fn parse(id: &str) -> Result<Pool, String> {
-        let bad = || format!("pool ID {id:?} was not made by underlay (expected underlay:SUBNET[,RANGE])");
+        let bad = || format!("pool ID {id:?} was not made by underlay (expected underlay:SUBNET[,RANGE][@ID])");
         let rest = id.strip_prefix(POOL_PREFIX).ok_or_else(bad)?;
+        let (rest, etcd) = match rest.split_once('@') {
+            Some((r, e)) if etcd_pool::check_id(e) => (r, Some(e.to_string())),
+            Some(_) => return Err(bad()),
+            None => (rest, None),
+        };
         let mut parts = rest.splitn(2, ',');
         let subnet: IpNet = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
         let range = match parts.next() {
             None => None,
             Some(r) => Some(r.parse().map_err(|_| bad())?),
         };
-        Ok(Pool { subnet, range })
+        Ok(Pool { subnet, range, etcd })
     }
 
     fn id(&self) -> String {
-        match self.range {
+        let mut id = match self.range {
             None => format!("{POOL_PREFIX}{}", self.subnet),
             Some(r) => format!("{POOL_PREFIX}{},{r}", self.subnet),
+        };
+        if let Some(e) = &self.etcd {
+            id = format!("{id}@{e}");
         }
+        id
     }
 
     /// Addresses are handed out from the `--ip-range` (or the whole subnet), never
@@ -69,7 +86,7 @@ impl Pool {
 
 impl Ipam {
     pub fn new(dir: PathBuf) -> Ipam {
-        Ipam { dir, serial: AtomicU64::new(0) }
+        Ipam { dir, serial: AtomicU64::new(0), pools: Mutex::new(HashMap::new()) }
     }
 
     fn store(&self, pool: &Pool) -> Result<DiskStore, String> {
@@ -108,13 +125,18 @@ impl Ipam {
                 Some(r.trunc())
             }
         };
-        if let Some((k, v)) = req.options.iter().flatten().next() {
-            return Err(format!("unknown --ipam-opt {k}={v}: the local underlay IPAM takes no options"));
-        }
-        let pool = Pool { subnet, range };
+        let options: BTreeMap<String, String> = req.options.unwrap_or_default().into_iter().collect();
+        let mut pool = Pool { subnet, range, etcd: None };
         pool.range_set()?;
-        // Opening creates the store, so a bad state dir shows up now, not at docker run.
-        self.store(&pool)?.commit().map_err(|e| e.msg)?;
+        match EtcdPool::from_options(subnet, range, &options)? {
+            Some(ep) => {
+                ep.save(&self.dir)?;
+                pool.etcd = Some(ep.id());
+            }
+            // Opening creates the store, so a bad state dir shows up now, not at docker run.
+            None => self.store(&pool)?.commit().map_err(|e| e.msg)?,
+        }
+        self.pools.lock().unwrap_or_else(|p| p.into_inner()).insert(subnet, pool.id());
         Ok(json!({"PoolID": pool.id(), "Pool": subnet.to_string(), "Data": {}}))
     }
 
@@ -141,15 +163,53 @@ impl Ipam {
             },
             ifname: String::new(),
         };
-        let mut store = self.store(&pool)?;
+        let flag = if want.is_some_and(|ip| ip.is_ipv6()) { "--ip6" } else { "--ip" };
+        let ip = self.take(&pool, want, &owner, !gateway, flag)?;
+        Ok(
+            json!({"Address": IpNet::new(ip, pool.subnet.prefix_len()).map_err(|e| e.to_string())?.to_string(), "Data": {}}),
+        )
+    }
+
+    /// Reserves `want` (or the next free address of the pool) for `owner`; with
+    /// `not_host`, never one of this host's own addresses (`flag` names where a
+    /// requested one came from).
+    fn take(
+        &self,
+        pool: &Pool,
+        want: Option<IpAddr>,
+        owner: &Attachment,
+        not_host: bool,
+        flag: &str,
+    ) -> Result<IpAddr, String> {
+        let set = pool.range_set()?;
+        // The gateway may well be this host (a router); anything else it carries is not handed out.
+        let own = if not_host { host_addresses::within(&pool.subnet)? } else { Vec::new() };
+        if let Some(id) = &pool.etcd {
+            let mut ep = EtcdPool::load(&self.dir, id)?;
+            if !not_host {
+                let gw = want.unwrap_or(set.0[0].gateway);
+                if ep.gateway != Some(gw) {
+                    ep.gateway = Some(gw);
+                    ep.save(&self.dir)?;
+                }
+                return Ok(gw);
+            }
+            if let Some(ip) = want {
+                host_addresses::refuse(ip, &own, flag)?;
+            }
+            let own: Vec<IpAddr> = own.iter().map(|(ip, _)| *ip).collect();
+            return ep.take(want, owner, &own, flag);
+        }
+        let mut store = self.store(pool)?;
         let ip = match want {
             Some(ip) => {
+                host_addresses::refuse(ip, &own, flag)?;
                 if !pool.subnet.contains(&ip) {
                     return Err(format!("address {ip} is outside subnet {}", pool.subnet));
                 }
-                if !store.reserve(ip, &owner, 0).map_err(|e| e.msg)? {
+                if !store.reserve(ip, owner, 0).map_err(|e| e.msg)? {
                     return Err(format!(
-                        "address {ip} is already in use in {}; choose another --ip or leave it out",
+                        "address {ip} is already in use in {}; choose another {flag} or leave it out",
                         pool.subnet
                     ));
                 }
@@ -159,20 +219,49 @@ impl Ipam {
                 let mut set = set;
                 // The gateway is reserved like any address, so it is never handed out.
                 set.0[0].gateway = pool.subnet.network();
-                allocate(&set, 0, &mut store, &owner, None)
+                let set = host_addresses::cut_out(&set, &own).map_err(|e| format!("subnet {}: {e}", pool.subnet))?;
+                allocate(&set, 0, &mut store, owner, None)
                     .map_err(|e| format!("{} (subnet {})", e.msg, pool.subnet))?
                     .ip
             }
         };
         store.commit().map_err(|e| e.msg)?;
-        Ok(
-            json!({"Address": IpNet::new(ip, pool.subnet.prefix_len()).map_err(|e| e.to_string())?.to_string(), "Data": {}}),
-        )
+        Ok(ip)
+    }
+
+    /// The pool of `subnet` as Docker last asked for it (its `--ip-range`), else the
+    /// whole subnet.
+    fn pool_of(&self, subnet: IpNet) -> Pool {
+        let id = self.pools.lock().unwrap_or_else(|p| p.into_inner()).get(&subnet).cloned();
+        id.and_then(|id| Pool::parse(&id).ok()).unwrap_or(Pool { subnet, range: None, etcd: None })
+    }
+
+    /// Holds an address of `subnet` for `owner` outside Docker's calls (the host-access
+    /// shim's): `want`, or the next free one of the pool. Returns it with the pool ID to
+    /// release it through.
+    pub fn hold(&self, subnet: IpNet, want: Option<IpAddr>, owner: &Attachment) -> Result<(IpAddr, String), String> {
+        let pool = self.pool_of(subnet);
+        let ip = self.take(&pool, want, owner, true, "-o host_access=")?;
+        Ok((ip, pool.id()))
+    }
+
+    /// Frees what [`Ipam::hold`] held.
+    pub fn release(&self, pool_id: &str, ip: IpAddr) -> Result<(), String> {
+        let pool = Pool::parse(pool_id)?;
+        if let Some(id) = &pool.etcd {
+            return EtcdPool::load(&self.dir, id)?.release(ip);
+        }
+        let mut store = self.store(&pool)?;
+        store.remove(ip).map_err(|e| e.msg)?;
+        store.commit().map_err(|e| e.msg)
     }
 
     pub fn release_address(&self, req: ReleaseAddress) -> Reply {
         let pool = Pool::parse(&req.pool_id)?;
         let ip: IpAddr = req.address.parse().map_err(|_| format!("address {:?} is not an IP address", req.address))?;
+        if let Some(id) = &pool.etcd {
+            return EtcdPool::load(&self.dir, id)?.release(ip).map(|()| json!({}));
+        }
         let mut store = self.store(&pool)?;
         store.remove(ip).map_err(|e| e.msg)?;
         store.commit().map_err(|e| e.msg)?;

@@ -2,9 +2,15 @@
 //! `underlay-docker-plugin` over a unix socket in `/run/docker/plugins/`; networks
 //! are macvlans on a parent, endpoints persisted under `/var/lib/underlay/docker`.
 
+pub mod announce;
 pub mod api;
 pub mod driver;
+pub mod etcd_pool;
+pub mod host_access;
+pub mod host_addresses;
 pub mod ipam;
+pub mod link;
 pub mod options;
+pub mod parent;
 pub mod records;
 pub mod server;

@@ -8,12 +8,15 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use underlay_linux::MacvlanMode;
+use underlay_linux::ipvlan::{IpvlanFlag, IpvlanMode};
 
 use crate::api::{CreateNetwork, IpamData};
 
 /// Where `-o key=value` arrives in CreateNetwork.
 const GENERIC: &str = "com.docker.network.generic";
 pub const MTU_KEY: &str = "com.docker.network.driver.mtu";
+/// Where `--internal` arrives.
+const INTERNAL: &str = "com.docker.network.internal";
 
 /// One subnet of a network with its gateway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +35,44 @@ pub struct NetworkSpec {
     /// 0: the parent's.
     pub mtu: u32,
     pub pools: Vec<Pool>,
+    /// `-o host_access=`: a shim lets this host reach the network's containers.
+    #[serde(default)]
+    pub host_access: Option<HostAccessAsk>,
+    /// `--internal`: containers get no default route (Docker's macvlan does the same).
+    #[serde(default)]
+    pub internal: bool,
+    /// `-o ipvlan_mode=` / `-o ipvlan_flag=`: an ipvlan network instead of macvlan.
+    #[serde(default)]
+    pub ipvlan: Option<Ipvlan>,
+}
+
+/// An ipvlan network's mode and flag (Docker's ipvlan driver's options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipvlan {
+    pub mode: IpvlanMode,
+    pub flag: IpvlanFlag,
+}
+
+/// What `-o host_access=` asked for the shim's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostAccessAsk {
+    /// The next free address of the network's pool (needs `--ipam-driver underlay`).
+    Auto,
+    Address(IpAddr),
+}
+
+impl HostAccessAsk {
+    fn parse(value: &str, parent: &str) -> Result<HostAccessAsk, String> {
+        if value == "auto" {
+            return Ok(HostAccessAsk::Auto);
+        }
+        if let Some(why) = underlay_linux::shim::refuse_address(value, parent) {
+            return Err(format!("-o host_access={value}: {why}"));
+        }
+        value.parse().map(HostAccessAsk::Address).map_err(|_| {
+            format!("-o host_access={value}: expected the shim's address (a bare IP address of the subnet) or auto")
+        })
+    }
 }
 
 fn string_value(key: &str, v: &Value) -> Result<String, String> {
@@ -73,7 +114,17 @@ impl NetworkSpec {
             }
             Some(other) => return Err(format!("option {GENERIC}: expected an object, got {other}")),
         }
-        let mut spec = NetworkSpec { parent: None, mode: MacvlanMode::Bridge, mtu: 0, pools: Vec::new() };
+        let mut spec = NetworkSpec {
+            parent: None,
+            mode: MacvlanMode::Bridge,
+            mtu: 0,
+            pools: Vec::new(),
+            host_access: None,
+            internal: false,
+            ipvlan: None,
+        };
+        let mut macvlan_mode = false;
+        let mut host_access = None;
         for (key, value) in &generic {
             match key.as_str() {
                 "parent" | "host_iface" => {
@@ -83,9 +134,20 @@ impl NetworkSpec {
                     spec.parent = Some(value.clone())
                 }
                 "macvlan_mode" => {
+                    macvlan_mode = true;
                     spec.mode = value.parse().map_err(|e| {
                         format!("-o macvlan_mode={value}: {e} (use bridge, private, vepa, passthru or source)")
                     })?
+                }
+                "ipvlan_mode" => {
+                    let mode = value.parse().map_err(|e| format!("-o ipvlan_mode={value}: {e} (use l2, l3 or l3s)"))?;
+                    spec.ipvlan.get_or_insert(Ipvlan { mode, flag: IpvlanFlag::Bridge }).mode = mode;
+                }
+                "ipvlan_flag" => {
+                    let flag = value
+                        .parse()
+                        .map_err(|e| format!("-o ipvlan_flag={value}: {e} (use bridge, private or vepa)"))?;
+                    spec.ipvlan.get_or_insert(Ipvlan { mode: IpvlanMode::L2, flag }).flag = flag;
                 }
                 MTU_KEY => {
                     spec.mtu = value
@@ -94,14 +156,35 @@ impl NetworkSpec {
                         .filter(|m| (68..=65535).contains(m))
                         .ok_or_else(|| format!("-o {MTU_KEY}={value}: expected a number from 68 to 65535"))?
                 }
+                "host_access" => host_access = Some(value.clone()),
                 // Docker's own keys (labels, scopes) are not ours to judge.
                 k if k.starts_with("com.docker.") => {}
                 other => {
                     return Err(format!(
-                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode and {MTU_KEY}"
+                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode, ipvlan_mode, ipvlan_flag, host_access and {MTU_KEY}"
                     ));
                 }
             }
+        }
+        if macvlan_mode && spec.ipvlan.is_some() {
+            return Err(
+                "-o macvlan_mode and -o ipvlan_mode/ipvlan_flag exclude each other: pick macvlan or ipvlan".into()
+            );
+        }
+        if spec.ipvlan.is_some() && host_access.is_some() {
+            return Err(
+                "-o host_access is for macvlan networks; an ipvlan network's host access is not supported yet".into()
+            );
+        }
+        // dockerd puts --internal beside the generic options, as a bool.
+        spec.internal = match req.options.get(INTERNAL) {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
+            Some(other) => return Err(format!("option {INTERNAL}: expected true or false, got {other}")),
+        };
+        if let Some(v) = host_access {
+            spec.host_access = Some(HostAccessAsk::parse(&v, spec.parent.as_deref().unwrap_or("the parent"))?);
         }
         for d in req.ipv4_data.iter().flatten() {
             spec.pools.push(pool(d, "IPv4")?);
@@ -123,6 +206,15 @@ impl NetworkSpec {
             }
         }
         None
+    }
+
+    /// Whether the underlay IPAM driver manages the network's addresses.
+    pub fn own_ipam(req: &CreateNetwork) -> bool {
+        req.ipv4_data
+            .iter()
+            .chain(req.ipv6_data.iter())
+            .flatten()
+            .any(|d| d.address_space == crate::ipam::ADDRESS_SPACE)
     }
 
     /// The gateway of the family of `addr`, as Join returns it.
@@ -161,6 +253,16 @@ mod tests {
         assert!(e.contains("macvlan_mode=bridged"), "{e}");
         let e = NetworkSpec::parse(&req(serde_json::json!({"colour": "red"}))).unwrap_err();
         assert!(e.contains("colour=red"), "{e}");
+        let e = NetworkSpec::parse(&req(serde_json::json!({"host_access": "192.168.1.5/24"}))).unwrap_err();
+        assert!(e.contains("host_access=192.168.1.5/24") && e.contains("192.168.1.5"), "{e}");
+        let e = NetworkSpec::parse(&req(serde_json::json!({"host_access": "yes"}))).unwrap_err();
+        assert!(e.contains("host_access=yes"), "{e}");
+        let s = NetworkSpec::parse(&req(serde_json::json!({"host_access": "auto"}))).unwrap();
+        assert_eq!(s.host_access, Some(HostAccessAsk::Auto));
+        let s = NetworkSpec::parse(&req(serde_json::json!({"ipvlan_flag": "private"}))).unwrap();
+        assert_eq!(s.ipvlan, Some(Ipvlan { mode: IpvlanMode::L2, flag: IpvlanFlag::Private }));
+        let e = NetworkSpec::parse(&req(serde_json::json!({"ipvlan_mode": "l3", "host_access": "auto"}))).unwrap_err();
+        assert!(e.contains("host_access") && e.contains("ipvlan"), "{e}");
         let e = NetworkSpec::parse(&req(serde_json::json!({"com.docker.network.driver.mtu": "9x"}))).unwrap_err();
         assert!(e.contains("9x"), "{e}");
     }

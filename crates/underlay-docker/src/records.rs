@@ -19,6 +19,13 @@ pub struct NetworkRecord {
     pub spec: NetworkSpec,
     /// The parent actually used (the default-route interface when none was given).
     pub parent: String,
+    /// What `-o host_access=` made, so DeleteNetwork removes exactly that.
+    #[serde(default)]
+    pub host_access: Option<underlay_cli::model::HostAccess>,
+    /// The pool our IPAM holds the shim's address in (None: Docker's IPAM holds it, as an
+    /// `--aux-address`, or there is no shim).
+    #[serde(default)]
+    pub shim_pool: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

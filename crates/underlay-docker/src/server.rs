@@ -33,8 +33,8 @@ pub fn dispatch(plugin: &Plugin, method: &str, body: &[u8]) -> Result<Value, Str
     match method {
         "Plugin.Activate" => Ok(json!({"Implements": ["NetworkDriver", "IpamDriver"]})),
         "NetworkDriver.GetCapabilities" => Ok(json!({"Scope": "local", "ConnectivityScope": "local"})),
-        "NetworkDriver.CreateNetwork" => d.create_network(decode(method, body)?),
-        "NetworkDriver.DeleteNetwork" => d.delete_network(decode(method, body)?),
+        "NetworkDriver.CreateNetwork" => d.create_network(decode(method, body)?, i),
+        "NetworkDriver.DeleteNetwork" => d.delete_network(decode(method, body)?, i),
         "NetworkDriver.CreateEndpoint" => d.create_endpoint(decode(method, body)?),
         "NetworkDriver.DeleteEndpoint" => d.delete_endpoint(decode(method, body)?),
         "NetworkDriver.EndpointOperInfo" => d.endpoint_info(decode(method, body)?),

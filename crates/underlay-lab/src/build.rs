@@ -98,6 +98,7 @@ fn populate(lab: &mut Lab, out: &Path) -> Result<()> {
     let mac = container(lab, &world).ok().map(|(_, _, mac)| mac.to_string());
     let files = topology::write(lab, out, mac)?;
     step(&format!("topology: {}", files.display()), t);
+    eprintln!("{}", crate::addresses::hint(lab.record.nodes));
     Ok(interrupt::check()?)
 }
 

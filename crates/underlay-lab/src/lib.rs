@@ -3,6 +3,7 @@
 //! command; every testable claim of the seed checked on the real kernel, and the paths
 //! measured against a bridge + NAT one. Nothing leaves the lab's namespaces.
 
+mod addresses;
 mod attach;
 mod bench;
 mod build;
@@ -45,6 +46,8 @@ pub struct LabArgs {
     common: Common,
     #[command(flatten)]
     build: BuildOptions,
+    #[command(flatten)]
+    report: Report,
 }
 
 #[derive(Subcommand)]
@@ -52,14 +55,22 @@ enum LabCommand {
     /// Build the lab and leave it up.
     Up(BuildOptions),
     /// Check the seed's claims in the lab that is up (exit 1 if one fails).
-    Check,
+    Check(Report),
     /// Measure macvlan paths against a bridge + NAT path and the node's own.
-    Bench(bench::BenchOptions),
+    Bench {
+        #[command(flatten)]
+        opts: bench::BenchOptions,
+        #[command(flatten)]
+        report: Report,
+    },
     /// Remove everything the lab made.
     Down,
     /// (Internal) a lab host's server.
     #[command(name = "__lab-serve", hide = true)]
-    Serve { ports: Vec<u16> },
+    Serve {
+        /// TCP ports to listen on.
+        ports: Vec<u16>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -70,11 +81,17 @@ pub struct Common {
     /// The lab's name: its namespaces are ul-<name>-*, its files <run-dir>/lab/<name>.
     #[arg(long, global = true, default_value = "lab", value_parser = lab_name)]
     name: String,
-    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
-    format: Format,
     /// Where the pictures go (topology, benchmark chart).
     #[arg(long, global = true, default_value = ".")]
     out: PathBuf,
+}
+
+/// How results are printed (only by the commands that print results).
+#[derive(Args, Clone, Copy)]
+pub struct Report {
+    /// A table for people, or JSON rows for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Args, Clone, Copy)]
@@ -108,22 +125,22 @@ pub fn run(args: LabArgs) -> Result<bool> {
             let rows = check::run(&lab);
             build::down(run_dir, &c.name, Some(lab))?;
             let rows = rows?;
-            check::print(&rows, c.format);
+            check::print(&rows, args.report.format);
             Ok(check::passed(&rows))
         }
         Some(LabCommand::Up(opts)) => {
             build::up(run_dir, &c.name, opts, &c.out)?;
             Ok(true)
         }
-        Some(LabCommand::Check) => {
+        Some(LabCommand::Check(report)) => {
             let lab = record::Lab::load(run_dir, &c.name, record::lock(run_dir, &c.name)?)?;
             let rows = check::run(&lab)?;
-            check::print(&rows, c.format);
+            check::print(&rows, report.format);
             Ok(check::passed(&rows))
         }
-        Some(LabCommand::Bench(opts)) => {
+        Some(LabCommand::Bench { opts, report }) => {
             let mut lab = record::Lab::load(run_dir, &c.name, record::lock(run_dir, &c.name)?)?;
-            bench::run(&mut lab, &opts, c.format, &c.out)?;
+            bench::run(&mut lab, &opts, report.format, &c.out)?;
             Ok(true)
         }
         Some(LabCommand::Down) => {
@@ -140,4 +157,13 @@ fn serve(ports: &[u16]) -> Result<()> {
         bail!("no port to serve");
     }
     serve::serve(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_of_every_subcommand_is_described() {
+        let missing = underlay_cli::help::undescribed(&<super::Cli as clap::CommandFactory>::command());
+        assert!(missing.is_empty(), "arguments without help:\n{}", missing.join("\n"));
+    }
 }

@@ -101,7 +101,9 @@ impl Lab {
     pub fn load(run_dir: &Path, name: &str, lock: File) -> Result<Lab> {
         match Lab::find(run_dir, name, lock)? {
             Ok(lab) => Ok(lab),
-            Err(_) => bail!("no lab \"{name}\" is up: start one with `underlay lab up`"),
+            Err(_) => bail!(underlay_cli::failure::Failure::not_found(format!(
+                "no lab \"{name}\" is up: start one with `underlay lab up`"
+            ))),
         }
     }
 

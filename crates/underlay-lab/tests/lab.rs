@@ -128,7 +128,11 @@ fn the_lab_checks_every_claim_of_the_seed() {
 fn up_check_bench_down() {
     let before = root_state();
     let lab = Lab::new("ucbd");
-    ok(&lab.run(&["up", "--pods", "2"]));
+    let up = lab.run(&["up", "--pods", "2"]);
+    ok(&up);
+    // Where the README's example can go on node1 without colliding (.100 is taken).
+    let said = String::from_utf8_lossy(&up.stderr);
+    assert!(said.contains("free to try on node1") && said.contains("192.168.1.20-99"), "{said}");
     assert!(!lab.namespaces().is_empty());
     // A second `up` is refused while this one is up.
     let again = lab.run(&["up"]);
@@ -195,5 +199,19 @@ fn up_refuses_a_namespace_it_did_not_make() {
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains(&taken));
     assert!(still_there, "the lab removed a namespace it did not make");
+    assert!(lab.record().is_none());
+}
+
+/// Exit codes as the README's table says, and options only where they mean something.
+#[test]
+fn no_lab_is_not_found_and_down_takes_no_format() {
+    let lab = Lab::new("nolab");
+    let check = lab.run(&["check"]);
+    assert_eq!(check.status.code(), Some(3), "{}", String::from_utf8_lossy(&check.stderr));
+    assert!(String::from_utf8_lossy(&check.stderr).contains("no lab"));
+    let bench = lab.run(&["bench"]);
+    assert_eq!(bench.status.code(), Some(3), "{}", String::from_utf8_lossy(&bench.stderr));
+    let down = lab.run(&["down", "--format", "json"]);
+    assert_eq!(down.status.code(), Some(2), "{}", String::from_utf8_lossy(&down.stderr));
     assert!(lab.record().is_none());
 }

@@ -157,6 +157,12 @@ impl Netlink {
         self.request(RouteNetlinkMessage::SetLink(msg), 0).map(drop)
     }
 
+    /// Creates the dummy link `name` (a parent for a network with no LAN, as Docker's
+    /// macvlan makes for `--internal` networks without a parent).
+    pub fn create_dummy(&mut self, name: &str) -> Result<()> {
+        self.new_link(rtnetlink::LinkDummy::new(name).build()).with_context(|| format!("create dummy link {name}"))
+    }
+
     pub fn delete_link(&mut self, index: u32) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index).build();
         self.request(RouteNetlinkMessage::DelLink(msg), 0).map(drop).with_context(|| format!("delete link #{index}"))

@@ -10,6 +10,7 @@ use crate::netlink::Netlink;
 pub enum Feature {
     Ipvlan,
     Vlan,
+    Dummy,
 }
 
 impl Feature {
@@ -17,6 +18,7 @@ impl Feature {
         match self {
             Feature::Ipvlan => "ipvlan",
             Feature::Vlan => "802.1Q VLAN",
+            Feature::Dummy => "dummy devices",
         }
     }
 
@@ -25,6 +27,7 @@ impl Feature {
         let module = match self {
             Feature::Ipvlan => "ipvlan",
             Feature::Vlan => "8021q",
+            Feature::Dummy => "dummy",
         };
         format!("this kernel lacks {} (module {module} not available)", self.name())
     }
@@ -48,6 +51,7 @@ pub fn has(feature: Feature) -> Result<bool> {
                 netns: None,
             }),
             Feature::Vlan => nl.create_vlan("probe0.10", parent, 10),
+            Feature::Dummy => nl.create_dummy("probe2"),
         };
         match made {
             Ok(()) => Ok(true),

@@ -20,6 +20,7 @@ pub const NODE_IF: &str = "enp0s3";
 const HOST_IF: &str = "eth0";
 const BRIDGE: &str = "br0";
 
+pub mod containerd;
 mod spec;
 pub use spec::WorldSpec;
 

@@ -222,6 +222,26 @@ impl Cluster {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// gRPC requests the running members have handled so far, from their metrics
+    /// (plain HTTP clusters only): how many requests a call cost is the difference.
+    pub fn grpc_requests(&self) -> std::io::Result<u64> {
+        use std::io::{Read, Write};
+        let mut total = 0;
+        for m in self.members.iter().filter(|m| m.child.is_some()) {
+            let host = std::net::SocketAddr::new(self.host, m.client);
+            let mut s = std::net::TcpStream::connect(host)?;
+            write!(s, "GET /metrics HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            total += body
+                .lines()
+                .filter(|l| l.starts_with("grpc_server_handled_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64;
+        }
+        Ok(total)
+    }
 }
 
 impl Drop for Cluster {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions, Txn, TxnOp, TxnOpResponse};
 use tokio::runtime::Runtime;
+use tonic::transport::Endpoint;
 use underlay::cni::{CniError, code};
 
 use crate::conf::EtcdConf;
@@ -35,6 +36,32 @@ pub struct Etcd {
     client: Client,
     timeout: Duration,
     endpoints: String,
+    /// How to reach each member, and which one `client` talks to.
+    members: Members,
+}
+
+/// One connection to one member at a time: a balanced channel would open an HTTP/2
+/// connection to every member for each short CNI call (memory, and work on every
+/// member); when the member cannot answer, the next one is tried.
+struct Members {
+    urls: Vec<String>,
+    current: usize,
+    opts: ConnectOptions,
+    tls: Option<TlsOptions>,
+}
+
+impl Members {
+    /// A client of member `i`, connected within `limit`.
+    async fn connect(&self, i: usize, limit: Duration) -> Result<Client, etcd_client::Error> {
+        let url = &self.urls[i % self.urls.len()];
+        let uri: tonic::transport::Uri = url.parse()?;
+        let mut endpoint = Endpoint::from(uri).connect_timeout(limit).timeout(ATTEMPT.min(limit));
+        if url.starts_with("https://") {
+            endpoint = endpoint.tls_config(self.tls.clone().unwrap_or_default())?;
+        }
+        let channel = endpoint.connect().await?;
+        Client::from_channel(etcd_client::Channel::Tonic(channel), Some(self.opts.clone())).await
+    }
 }
 
 fn read(key: &str, path: &std::path::Path) -> Result<Vec<u8>, CniError> {
@@ -97,31 +124,48 @@ impl Etcd {
             .map_err(|e| CniError::io(format!("start the etcd client: {e}")))?;
         let timeout = conf.timeout();
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut opts = ConnectOptions::new()
-            .with_connect_timeout(left)
-            .with_timeout(ATTEMPT.min(timeout))
-            // Without a leader a member cannot answer; fail at once instead of waiting.
-            .with_require_leader(true);
+        // Without a leader a member cannot answer; fail at once instead of waiting.
+        let mut opts = ConnectOptions::new().with_require_leader(true);
         if let Some(user) = &conf.username {
             opts = opts.with_user(user.clone(), conf.password()?.unwrap_or_default());
         }
+        let mut tls = None;
         if conf.ca_file.is_some() || conf.cert_file.is_some() {
-            let mut tls = TlsOptions::new();
+            let mut t = TlsOptions::new();
             if let Some(ca) = &conf.ca_file {
-                tls = tls.ca_certificate(Certificate::from_pem(read("caFile", ca)?));
+                t = t.ca_certificate(Certificate::from_pem(read("caFile", ca)?));
             }
             if let (Some(cert), Some(key)) = (&conf.cert_file, &conf.key_file) {
-                tls = tls.identity(Identity::from_pem(read("certFile", cert)?, read("keyFile", key)?));
+                t = t.identity(Identity::from_pem(read("certFile", cert)?, read("keyFile", key)?));
             }
-            opts = opts.with_tls(tls);
+            tls = Some(t);
         }
         let endpoints = conf.endpoints.join(",");
-        let connecting = Client::connect(&conf.endpoints, Some(opts));
+        // Members in turn from one picked per process, so calls spread over the cluster.
+        let first = std::process::id() as usize % conf.endpoints.len().max(1);
+        let mut members = Members { urls: conf.endpoints.clone(), current: first, opts, tls };
+        let connecting = async {
+            let mut last = None;
+            for k in 0..members.urls.len() {
+                let i = (first + k) % members.urls.len();
+                let limit = deadline.saturating_duration_since(Instant::now());
+                match members.connect(i, limit).await {
+                    Ok(c) => return Ok((i, c)),
+                    // A malformed endpoint is the operator's to fix: say so at once.
+                    Err(e @ etcd_client::Error::InvalidUri(_)) => return Err(e),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| etcd_client::Error::InvalidArgs("no endpoints".into())))
+        };
         // A runtime dropped while resolving a name waits for the resolver thread:
         // shut it down without waiting, so a slow resolver cannot outlast the deadline.
         let give_up = |rt: Runtime| rt.shutdown_background();
         let client = match rt.block_on(async { tokio::time::timeout(left, connecting).await }) {
-            Ok(Ok(c)) => c,
+            Ok(Ok((i, c))) => {
+                members.current = i;
+                c
+            }
             Ok(Err(e)) => {
                 give_up(rt);
                 return Err(classify(&endpoints, "connect", e));
@@ -134,7 +178,7 @@ impl Etcd {
                 )));
             }
         };
-        Ok(Etcd { rt: Some(rt), deadline, per_request: false, client, timeout, endpoints })
+        Ok(Etcd { rt: Some(rt), deadline, per_request: false, client, timeout, endpoints, members })
     }
 
     /// Runs one request, made afresh by `attempt` each try: what fails for now (no
@@ -142,7 +186,7 @@ impl Etcd {
     /// No try waits longer than `ATTEMPT`: a request a follower forwarded to a leader
     /// that just died is never answered, and a fresh try after the election is.
     /// (Every write here is a compare-and-set, so a try that lands late is harmless.)
-    fn block<T, Fut>(&self, what: &str, mut attempt: impl FnMut(Client) -> Fut) -> Result<T, CniError>
+    fn block<T, Fut>(&mut self, what: &str, mut attempt: impl FnMut(Client) -> Fut) -> Result<T, CniError>
     where
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
@@ -178,6 +222,26 @@ impl Etcd {
             last = Some(err);
             std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
             pause = (pause * 2).min(Duration::from_millis(200));
+            self.next_member(deadline);
+        }
+    }
+
+    /// Moves to the next member that connects before `deadline` (this one could not
+    /// answer: gone, partitioned, or without a leader); stays when none does.
+    fn next_member(&mut self, deadline: Instant) {
+        let n = self.members.urls.len();
+        let rt = self.rt.as_ref().expect("a runtime until dropped");
+        for k in 1..n {
+            let i = (self.members.current + k) % n;
+            let limit = deadline.saturating_duration_since(Instant::now()).min(ATTEMPT);
+            if limit.is_zero() {
+                return;
+            }
+            let connecting = self.members.connect(i, limit);
+            if let Ok(Ok(c)) = rt.block_on(async { tokio::time::timeout(limit, connecting).await }) {
+                (self.client, self.members.current) = (c, i);
+                return;
+            }
         }
     }
 
@@ -215,6 +279,11 @@ impl Etcd {
     /// Several ranges read at one revision, in one round trip: the keys under each
     /// `(prefix, keys_only)`.
     pub fn read(&mut self, what: &str, ranges: &[(String, bool)]) -> Result<Vec<Vec<Kv>>, CniError> {
+        Ok(self.read_at(what, ranges)?.1)
+    }
+
+    /// As `read`, with the store's revision the reads saw.
+    pub fn read_at(&mut self, what: &str, ranges: &[(String, bool)]) -> Result<(i64, Vec<Vec<Kv>>), CniError> {
         let ops: Vec<TxnOp> = ranges
             .iter()
             .map(|(prefix, keys_only)| {
@@ -225,18 +294,8 @@ impl Etcd {
                 TxnOp::get(prefix.clone(), Some(o))
             })
             .collect();
-        let resp = self.block(what, |mut c| {
-            let t = Txn::new().and_then(ops.clone());
-            async move { c.txn(t).await }
-        })?;
-        Ok(resp
-            .op_responses()
-            .into_iter()
-            .map(|r| match r {
-                TxnOpResponse::Get(g) => g.kvs().iter().map(kv).collect(),
-                _ => Vec::new(),
-            })
-            .collect())
+        let (_, reads, revision) = self.txn_reading(what, Txn::new().and_then(ops))?;
+        Ok((revision, reads))
     }
 
     /// Runs `txn`; whether its conditions held. A retried transaction may have been
@@ -247,6 +306,25 @@ impl Etcd {
             async move { c.txn(t).await }
         })?;
         Ok(resp.succeeded())
+    }
+
+    /// Runs `txn`; whether its conditions held, what the read operations of the
+    /// branch taken found (one list of keys per read, in order), and the store's
+    /// revision after it.
+    pub fn txn_reading(&mut self, what: &str, txn: Txn) -> Result<(bool, Vec<Vec<Kv>>, i64), CniError> {
+        let resp = self.block(what, |mut c| {
+            let t = txn.clone();
+            async move { c.txn(t).await }
+        })?;
+        let reads = resp
+            .op_responses()
+            .into_iter()
+            .filter_map(|r| match r {
+                TxnOpResponse::Get(g) => Some(g.kvs().iter().map(kv).collect()),
+                _ => None,
+            })
+            .collect();
+        Ok((resp.succeeded(), reads, resp.header().map_or(0, |h| h.revision())))
     }
 }
 

@@ -11,6 +11,7 @@ pub mod etcd;
 mod guard;
 mod keys;
 pub mod store;
+mod view;
 
 use std::net::IpAddr;
 

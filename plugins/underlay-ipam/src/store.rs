@@ -2,12 +2,15 @@
 //! address is one transaction: it writes the address record and the owner record
 //! together, only if nobody holds the address and the owner holds nothing this call
 //! did not read (`guard`) — no lock, no leader election. A lost race moves on.
+//! An ADD nobody races is two requests: one read of the caller's records and its
+//! node's positions, then the claim. Candidates are claimed without reading first;
+//! a claim that loses reads, in the same transaction, who holds the address, the
+//! caller's records and the window of held addresses after it.
 //!
 //! Keys, under the prefix (default `/underlay/ipam`):
 //! - `<prefix>/<network>/ip4/<8 hex digits>`, `ip6/<32 hex digits>` → `{"ip",
 //!   "containerID", "ifname", "node"}`: fixed-width hex sorts like the addresses, so
-//!   an allocation reads only a window of keys after its node's last address, not
-//!   the whole pool;
+//!   a lost claim reads only a window of keys after it, not the whole pool;
 //! - `<prefix>/<network>/owner/<node>/<containerID>/<ifname>/<address>` → empty;
 //! - `<prefix>/<network>/last/<node>/<range set>` → the node's last address.
 //!
@@ -15,10 +18,10 @@
 //! A foreign hold (an address a probe found in use) is such a pair with the owner
 //! `foreign-hold <MAC> <until>` and no interface name.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
-use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp};
 use underlay::cni::{Attachment, CniError};
 use underlay::ipam::store::Store;
 use underlay::ipam::{RangeSet, from_u128, to_u128};
@@ -27,6 +30,7 @@ use crate::conf::IpamConf;
 use crate::etcd::{Etcd, Kv};
 use crate::guard;
 pub use crate::keys::{Keys, Record};
+use crate::view::View;
 
 /// Addresses read per window while looking for a free one.
 const WINDOW: u128 = 128;
@@ -56,26 +60,9 @@ pub struct EtcdStore<'c> {
     /// of the same container committed meanwhile): the call starts over from a fresh
     /// read, and what this call claimed stays (the fresh read finds it).
     conflict: bool,
-}
-
-/// The store as one ADD sees it: what the caller holds and this node's positions, and
-/// the held addresses of the windows read so far (plus our claims and lost races).
-struct View {
-    owner: Attachment,
-    owned: Vec<IpAddr>,
-    /// The owner keys as read, unreadable ones too: a claim's guard expects them all.
-    owner_keys: Vec<String>,
-    lasts: HashMap<usize, IpAddr>,
-    /// Windows read: (first, last) address numbers, with the family of their addresses.
-    windows: Vec<(u128, u128, bool)>,
-    taken: HashSet<IpAddr>,
-}
-
-impl View {
-    fn covers(&self, ip: IpAddr) -> bool {
-        let n = to_u128(ip);
-        self.windows.iter().any(|(a, b, v4)| *v4 == ip.is_ipv4() && (*a..=*b).contains(&n))
-    }
+    /// The last lost claim lost to a claim made after this call's first read (a
+    /// race), not to an address held all along.
+    raced: bool,
 }
 
 impl<'c> EtcdStore<'c> {
@@ -83,7 +70,17 @@ impl<'c> EtcdStore<'c> {
         // One deadline for the whole CNI call: every request gets what is left of it.
         let etcd = Etcd::connect_by(&conf.etcd, std::time::Instant::now() + conf.etcd.timeout())?;
         let keys = Keys::new(conf.etcd.prefix(), &conf.ranges.network);
-        Ok(EtcdStore { etcd, conf, keys, view: None, jump: None, jumped: false, steady: false, conflict: false })
+        Ok(EtcdStore {
+            etcd,
+            conf,
+            keys,
+            view: None,
+            jump: None,
+            jumped: false,
+            steady: false,
+            conflict: false,
+            raced: false,
+        })
     }
 
     /// Whether candidates were passed over by a jump; from now on none are.
@@ -118,8 +115,8 @@ impl<'c> EtcdStore<'c> {
         if self.view.as_ref().is_none_or(|v| v.owner != *owner) {
             let node = self.conf.node.clone();
             let (mine, lasts) = (self.keys.owned_by(&node, owner), self.keys.lasts(&node));
-            let read =
-                self.etcd.read("read the caller's reservations", &[(mine.clone(), true), (lasts.clone(), false)])?;
+            let (revision, read) =
+                self.etcd.read_at("read the caller's reservations", &[(mine.clone(), true), (lasts.clone(), false)])?;
             let tail = |kv: &Kv, prefix: &str| kv.key.strip_prefix(prefix).map(str::to_string);
             let last = |kv: &Kv| -> Option<(usize, IpAddr)> {
                 Some((tail(kv, &lasts)?.parse().ok()?, String::from_utf8(kv.value.clone()).ok()?.parse().ok()?))
@@ -131,35 +128,43 @@ impl<'c> EtcdStore<'c> {
                 lasts: read[1].iter().filter_map(last).collect(),
                 windows: Vec::new(),
                 taken: HashSet::new(),
+                revision,
             });
         }
         Ok(self.view.as_mut().expect("just read"))
     }
 
-    /// Whether `ip` is held, reading the window of addresses from it when needed.
+    /// The window of addresses read from `ip`: its first and last address numbers,
+    /// and the key range holding their records.
+    fn window(&self, ip: IpAddr) -> (u128, u128, String, String) {
+        let first = to_u128(ip);
+        let max = if ip.is_ipv4() { u128::from(u32::MAX) } else { u128::MAX };
+        let last = first.saturating_add(WINDOW - 1).min(max);
+        let start = self.keys.ip(ip);
+        // One past the window; past the family's last address, "g" (after every hex
+        // digit) ends the family's keys.
+        let end = match (last < max).then(|| from_u128(last + 1, ip)) {
+            Some(next) => self.keys.ip(next),
+            None => format!("{}g", &start[..=start.rfind('/').expect("a key has slashes")]),
+        };
+        (first, last, start, end)
+    }
+
+    /// Records the held addresses of the window from `ip` as read.
+    fn learn(&mut self, ip: IpAddr, owner: &Attachment, held: &[Kv]) -> Result<(), CniError> {
+        let (first, last, ..) = self.window(ip);
+        let held: Vec<IpAddr> = held.iter().filter_map(|kv| self.keys.parse_ip(&kv.key)).collect();
+        let view = self.view(owner)?;
+        view.windows.push((first, last, ip.is_ipv4()));
+        view.taken.extend(held);
+        Ok(())
+    }
+
+    /// Whether `ip` is known to be held. Unread addresses count as free: the claim's
+    /// transaction is what decides, and a lost one brings the window back.
     fn taken(&mut self, ip: IpAddr, owner: &Attachment) -> Result<bool, CniError> {
-        if !self.view(owner)?.covers(ip) {
-            let first = to_u128(ip);
-            let max = if ip.is_ipv4() { u128::from(u32::MAX) } else { u128::MAX };
-            let last = first.saturating_add(WINDOW - 1).min(max);
-            let start = self.keys.ip(ip);
-            // One past the window; past the family's last address, "g" (after every
-            // hex digit) ends the family's keys.
-            let end = match (last < max).then(|| from_u128(last + 1, ip)) {
-                Some(next) => self.keys.ip(next),
-                None => format!("{}g", &start[..=start.rfind('/').expect("a key has slashes")]),
-            };
-            let held: Vec<IpAddr> = self
-                .etcd
-                .range("read free addresses", &start, &end)?
-                .iter()
-                .filter_map(|kv| self.keys.parse_ip(&kv.key))
-                .collect();
-            let view = self.view(owner)?;
-            view.windows.push((first, last, ip.is_ipv4()));
-            view.taken.extend(held);
-        }
-        Ok(self.view(owner)?.taken.contains(&ip))
+        let view = self.view(owner)?;
+        Ok(view.covers(ip) && view.taken.contains(&ip))
     }
 
     /// Every address record of the network.
@@ -216,15 +221,32 @@ impl<'c> EtcdStore<'c> {
         if set.is_some() {
             when.extend(guard::only(&mine, &known));
         }
-        let txn = Txn::new().when(when).and_then(ops);
-        if self.etcd.txn(&format!("reserve {ip}"), txn)? {
+        // What a lost claim needs, read in the same transaction: who holds the address
+        // (a retried try may have won), the caller's owner records, and the window of
+        // held addresses from here on (unless read already).
+        let window = self.window(ip);
+        let unread = set.is_some() && !self.view.as_ref().is_some_and(|v| v.covers(ip));
+        let mut reads = vec![
+            TxnOp::get(key.clone(), None),
+            TxnOp::get(mine.clone(), Some(GetOptions::new().with_prefix().with_keys_only())),
+        ];
+        if unread {
+            reads.push(TxnOp::get(window.2, Some(GetOptions::new().with_range(window.3).with_keys_only())));
+        }
+        let txn = Txn::new().when(when).and_then(ops).or_else(reads);
+        let (won, read, _) = self.etcd.txn_reading(&format!("reserve {ip}"), txn)?;
+        if won {
             return Ok(true);
         }
+        if unread && let Some(held) = read.get(2) {
+            self.learn(ip, owner, held)?;
+        }
         // Lost, or won by a try whose answer was lost, or the owner gained an address.
-        let read = self.etcd.read(&format!("re-read after reserving {ip}"), &[(key, false), (mine, true)])?;
         if read[0].first().and_then(|kv| serde_json::from_slice::<Record>(&kv.value).ok()) == Some(record) {
             return Ok(true);
         }
+        let read_at = self.view.as_ref().map_or(i64::MAX, |v| v.revision);
+        self.raced = read[0].first().is_none_or(|kv| kv.mod_revision > read_at);
         if set.is_some() && read[1].iter().any(|kv| !known.contains(&kv.key)) {
             self.conflict = true;
             return Err(CniError::try_again(format!(
@@ -260,7 +282,7 @@ impl Store for EtcdStore<'_> {
         }
         let won = self.claim(ip, owner, Some(set))?;
         let owner_key = self.keys.owner(&self.conf.node, owner, ip);
-        if !won && !self.steady {
+        if !won && self.raced && !self.steady {
             self.jump = self.jump_target(ip);
         }
         let view = self.view(owner)?;

@@ -43,17 +43,31 @@ pub struct Plugin {
     pub name: String,
     pub state: PathBuf,
     child: Option<Child>,
+    /// dockerd's PID when the plugin lives in its network and mount namespaces.
+    inside: Option<u32>,
 }
 
 impl Plugin {
     pub fn start(name: &str, state: &Path) -> Plugin {
-        let mut p = Plugin { name: name.to_string(), state: state.to_path_buf(), child: None };
+        let mut p = Plugin { name: name.to_string(), state: state.to_path_buf(), child: None, inside: None };
+        p.restart();
+        p
+    }
+
+    /// In the namespaces of `docker` (started with [`Docker::start_in`]).
+    pub fn start_in(name: &str, state: &Path, docker: &Docker) -> Plugin {
+        let inside = Some(docker.pid());
+        let mut p = Plugin { name: name.to_string(), state: state.to_path_buf(), child: None, inside };
         p.restart();
         p
     }
 
     pub fn socket(&self) -> PathBuf {
-        PathBuf::from(format!("/run/docker/plugins/{}.sock", self.name))
+        match self.inside {
+            // The node's /run/docker/plugins is a tmpfs of its own mount namespace.
+            Some(pid) => PathBuf::from(format!("/proc/{pid}/root/run/docker/plugins/{}.sock", self.name)),
+            None => PathBuf::from(format!("/run/docker/plugins/{}.sock", self.name)),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -71,7 +85,16 @@ impl Plugin {
     pub fn restart(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(self.socket());
-        let child = Command::new(env!("CARGO_BIN_EXE_underlay-docker-plugin"))
+        let exe = env!("CARGO_BIN_EXE_underlay-docker-plugin");
+        let mut cmd = match self.inside {
+            Some(pid) => {
+                let mut c = Command::new("nsenter");
+                c.arg("-t").arg(pid.to_string()).args(["-m", "-n", "--"]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let child = cmd
             .args(["--name", &self.name, "--state-dir"])
             .arg(&self.state)
             .stdout(Stdio::null())
@@ -103,7 +126,27 @@ impl Drop for Plugin {
 pub struct Docker {
     pub dir: TempDir,
     child: Option<Child>,
+    /// The network namespace (in /run/netns) dockerd runs in, with a mount namespace
+    /// of its own; None: the root namespaces.
+    netns: Option<String>,
 }
+
+/// Run by `sh` in a fresh mount namespace inside a node's network namespace: a sysfs of
+/// that namespace (the cgroup mounts moved back under it), and tmpfs over the places
+/// dockerd and the plugin keep state, so nothing of theirs reaches the host's.
+const IN_NODE: &str = r#"set -e
+D=$1
+mkdir -p "$D/cg"
+mount --rbind /sys/fs/cgroup "$D/cg"
+umount -l /sys
+mount -t sysfs sysfs /sys
+mount --move "$D/cg" /sys/fs/cgroup
+for d in /run/docker/plugins /etc/docker /var/lib/cni /var/lib/underlay /run/underlay; do
+  mkdir -p "$d"; mount -t tmpfs tmpfs "$d"
+done
+shift
+exec "$@"
+"#;
 
 pub struct Ran {
     pub code: i32,
@@ -132,10 +175,26 @@ impl Docker {
     pub fn start() -> Docker {
         // Short path: the exec root holds unix sockets (108-byte limit).
         let dir = tempfile::Builder::new().prefix("uldk").tempdir_in("/tmp").expect("tempdir");
-        let mut d = Docker { dir, child: None };
+        let mut d = Docker { dir, child: None, netns: None };
         d.restart();
         d.import_image();
         d
+    }
+
+    /// dockerd inside the network namespace `netns` (a test world's node), so what the
+    /// driver changes in its namespace (host access) changes the node's, not the host's.
+    pub fn start_in(netns: &str) -> Docker {
+        let dir = tempfile::Builder::new().prefix("uldk").tempdir_in("/tmp").expect("tempdir");
+        std::fs::write(dir.path().join("in-node.sh"), IN_NODE).expect("write in-node.sh");
+        let mut d = Docker { dir, child: None, netns: Some(netns.to_string()) };
+        d.restart();
+        d.import_image();
+        d
+    }
+
+    /// dockerd's PID (nsenter, unshare and sh each exec the next).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("dockerd running").id()
     }
 
     pub fn sock(&self) -> PathBuf {
@@ -148,7 +207,16 @@ impl Docker {
         }
         let root = self.dir.path();
         let log = std::fs::File::create(root.join("dockerd.log")).expect("log");
-        let child = Command::new("/usr/sbin/dockerd")
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}")).args(["unshare", "-m", "--propagation", "private", "sh"]);
+                c.arg(root.join("in-node.sh")).arg(root).arg("/usr/sbin/dockerd");
+                c
+            }
+            None => Command::new("/usr/sbin/dockerd"),
+        };
+        let child = cmd
             .arg("--data-root")
             .arg(root.join("data"))
             .arg("--exec-root")
@@ -225,7 +293,16 @@ impl Drop for Docker {
 
 /// The links Join made that are still in this (the root) namespace.
 pub fn leftover_links(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
+    links_in(None, prefix)
+}
+
+/// The links whose names start with `prefix` in namespace `netns` (None: this one).
+pub fn links_in(netns: Option<&str>, prefix: &str) -> Vec<String> {
+    let mut cmd = Command::new("ip");
+    if let Some(ns) = netns {
+        cmd.args(["-n", ns]);
+    }
+    let out = cmd.args(["-o", "link", "show"]).output().expect("ip link");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or("").to_string()))
@@ -288,4 +365,20 @@ pub fn post(sock: &std::path::Path, path: &str, body: &[u8]) -> String {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
+}
+
+/// Reports that `test` was skipped for `feature`, worded so the kernel lane does not claim
+/// it: the lane's guest has no dockerd, so such a test runs nowhere (scripts/test lists it
+/// under what ran nowhere). One write, as `underlay_linux::support::report_skip`.
+pub fn report_skip_nowhere(test: &str, feature: underlay_linux::support::Feature) {
+    let line = format!(
+        "skipped {test}: this kernel lacks {} and the full-kernel lane's guest has no Docker Engine, so it ran nowhere",
+        feature.name()
+    );
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("UNDERLAY_SKIP_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
+    {
+        let _ = f.write_all(format!("{line}\n").as_bytes());
+    }
 }
