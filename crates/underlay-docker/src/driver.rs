@@ -19,6 +19,7 @@ use crate::ipam::Ipam;
 use crate::link;
 use crate::options::NetworkSpec;
 use crate::parent;
+use crate::probe;
 use crate::records::{EndpointRecord, NetworkRecord, Records, check_id};
 
 pub struct Driver {
@@ -75,6 +76,13 @@ impl Driver {
     fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
         // A panic under the lock leaves only records on disk, which are written whole.
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where probes for addresses of `subnet` go out: the parent of our network on it.
+    pub fn prober(&self, subnet: IpNet) -> Option<crate::probe::Prober> {
+        let nets = self.records.networks();
+        let net = nets.iter().find(|n| n.spec.pools.iter().any(|p| p.subnet == subnet))?;
+        net.spec.prober(&net.parent)
     }
 
     fn network(&self, id: &str) -> Result<NetworkRecord, String> {
@@ -193,6 +201,13 @@ impl Driver {
             // Another IPAM driver may not know this host's addresses; the macvlan must.
             let own = host_addresses::within(&IpNet::from(ip.addr()))?;
             host_addresses::refuse(ip.addr(), &own, "the IPAM driver's address")?;
+            // Our IPAM probed what it handed out (and could pick another); another
+            // IPAM's choice can only be refused.
+            if let Some(p) = net.spec.prober(&net.parent).filter(|_| !net.spec.own_ipam)
+                && let Some(c) = p.conflict(ip.addr())?
+            {
+                return Err(probe::refusal("the IPAM driver's address", &c));
+            }
             addresses.push(ip);
         }
         let mac = match iface.mac_address.as_str() {

@@ -13,6 +13,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use underlay::cni::{Attachment, CniArgs, Version};
+use underlay::ipam::hold::ForeignHold;
 use underlay::ipam::store::Store as _;
 use underlay_ipam::IpamConf;
 use underlay_ipam::store::EtcdStore;
@@ -133,15 +134,18 @@ impl EtcdPool {
         Ok(conf)
     }
 
-    /// Reserves `want` (or the next free address) for `owner`, never one of `exclude`.
+    /// Reserves `want` (or the next free address) for `owner`, never one of `exclude`;
+    /// `holds` (devices a probe found) are recorded in the same ADD, before choosing.
     pub fn take(
         &self,
         want: Option<IpAddr>,
         owner: &Attachment,
         exclude: &[IpAddr],
+        holds: &[ForeignHold],
         flag: &str,
     ) -> Result<IpAddr, String> {
-        let conf = self.conf(exclude, want)?;
+        let mut conf = self.conf(exclude, want)?;
+        conf.ranges.foreign_holds = holds.to_vec();
         let mut store = EtcdStore::open(&conf).map_err(|e| format!("etcd store of {}: {}", self.subnet, e.msg))?;
         let got = underlay_ipam::add_in(&mut store, &conf, owner).map_err(|e| match want {
             Some(ip) => format!("{flag} {ip}: {} (subnet {}, etcd store)", e.msg, self.subnet),

@@ -71,7 +71,7 @@ pub fn make(
         }
     };
     let (ip, pool) = if own_ipam {
-        let (ip, pool) = ipam.hold(subnet, want, &owner(id))?;
+        let (ip, pool) = ipam.hold(subnet, want, &owner(id), spec.prober(&parent.name).as_ref())?;
         (ip, Some(pool))
     } else {
         let own = crate::host_addresses::within(&subnet)?;

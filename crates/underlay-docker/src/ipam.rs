@@ -14,12 +14,14 @@ use underlay::cni::Attachment;
 use underlay::ipam::allocator::allocate;
 use underlay::ipam::boot::Boot;
 use underlay::ipam::disk::DiskStore;
+use underlay::ipam::hold::ForeignHold;
 use underlay::ipam::store::Store;
 use underlay::ipam::{RangeConf, RangeSet};
 
 use crate::api::{PoolRef, ReleaseAddress, RequestAddress, RequestPool};
 use crate::etcd_pool::{self, EtcdPool};
 use crate::host_addresses;
+use crate::probe::{self, Prober};
 
 pub const ADDRESS_SPACE: &str = "underlay";
 const GATEWAY_TYPE: &str = "com.docker.network.gateway";
@@ -145,7 +147,9 @@ impl Ipam {
         Ok(json!({}))
     }
 
-    pub fn request_address(&self, req: RequestAddress) -> Reply {
+    /// `prober` finds where the probes for a pool's subnet go out (the network made
+    /// on it, if ours).
+    pub fn request_address(&self, req: RequestAddress, prober: impl Fn(IpNet) -> Option<Prober>) -> Reply {
         let pool = Pool::parse(&req.pool_id)?;
         let set = pool.range_set()?;
         let gateway = req.options.as_ref().and_then(|o| o.get("RequestAddressType")).is_some_and(|t| t == GATEWAY_TYPE);
@@ -164,15 +168,55 @@ impl Ipam {
             ifname: String::new(),
         };
         let flag = if want.is_some_and(|ip| ip.is_ipv6()) { "--ip6" } else { "--ip" };
-        let ip = self.take(&pool, want, &owner, !gateway, flag)?;
+        let ip = if gateway {
+            self.take(&pool, want, &owner, false, flag, &[])?
+        } else {
+            self.take_probed(&pool, want, &owner, flag, prober(pool.subnet).as_ref())?
+        };
         Ok(
             json!({"Address": IpNet::new(ip, pool.subnet.prefix_len()).map_err(|e| e.to_string())?.to_string(), "Data": {}}),
         )
     }
 
+    /// [`Ipam::take`] of an address no device on the LAN answers for, probed through
+    /// `prober`: a used address the store chose is held for the device (as the CNI
+    /// plugins do) and another taken; a requested one is refused naming the device.
+    /// Nothing stays reserved on failure.
+    fn take_probed(
+        &self,
+        pool: &Pool,
+        want: Option<IpAddr>,
+        owner: &Attachment,
+        flag: &str,
+        prober: Option<&Prober>,
+    ) -> Result<IpAddr, String> {
+        let mut holds: Vec<ForeignHold> = Vec::new();
+        let mut found: Vec<String> = Vec::new();
+        for _ in 0..underlay_attach::conflict::MAX_TRIES {
+            let ip = self.take(pool, want, owner, true, flag, &holds)?;
+            let Some(prober) = prober else { return Ok(ip) };
+            let conflict = prober.conflict(ip);
+            if !matches!(conflict, Ok(None)) {
+                self.release(&pool.id(), ip)?;
+            }
+            let Some(c) = conflict? else { return Ok(ip) };
+            if want.is_some() {
+                return Err(probe::refusal(flag, &c));
+            }
+            holds.push(probe::hold(&c));
+            found.push(c.to_string());
+        }
+        Err(format!(
+            "no address of {} free of conflicts after {} tries; in use on the LAN: {}",
+            pool.subnet,
+            underlay_attach::conflict::MAX_TRIES,
+            found.join(", ")
+        ))
+    }
+
     /// Reserves `want` (or the next free address of the pool) for `owner`; with
     /// `not_host`, never one of this host's own addresses (`flag` names where a
-    /// requested one came from).
+    /// requested one came from); `holds` are recorded first.
     fn take(
         &self,
         pool: &Pool,
@@ -180,6 +224,7 @@ impl Ipam {
         owner: &Attachment,
         not_host: bool,
         flag: &str,
+        holds: &[ForeignHold],
     ) -> Result<IpAddr, String> {
         let set = pool.range_set()?;
         // The gateway may well be this host (a router); anything else it carries is not handed out.
@@ -198,9 +243,14 @@ impl Ipam {
                 host_addresses::refuse(ip, &own, flag)?;
             }
             let own: Vec<IpAddr> = own.iter().map(|(ip, _)| *ip).collect();
-            return ep.take(want, owner, &own, flag);
+            return ep.take(want, owner, &own, holds, flag);
         }
         let mut store = self.store(pool)?;
+        // A hold that cannot be written (someone reserved the address meanwhile) is
+        // theirs to find when they probe.
+        for h in holds.iter().filter(|h| pool.subnet.contains(&h.ip)) {
+            store.hold(h.ip, &h.record()).map_err(|e| e.msg)?;
+        }
         let ip = match want {
             Some(ip) => {
                 host_addresses::refuse(ip, &own, flag)?;
@@ -208,6 +258,15 @@ impl Ipam {
                     return Err(format!("address {ip} is outside subnet {}", pool.subnet));
                 }
                 if !store.reserve(ip, owner, 0).map_err(|e| e.msg)? {
+                    let records = store.reservations().map_err(|e| e.msg)?;
+                    let holder = records.iter().find(|(r, _)| *r == ip).and_then(|(_, a)| a.as_ref());
+                    if let Some(h) = holder.and_then(|a| ForeignHold::from_record(ip, a)) {
+                        return Err(format!(
+                            "{flag} {ip}: the address is in use on the LAN by MAC {} (it answered an ARP probe; \
+                             held until it expires); choose another",
+                            h.mac
+                        ));
+                    }
                     return Err(format!(
                         "address {ip} is already in use in {}; choose another {flag} or leave it out",
                         pool.subnet
@@ -239,9 +298,15 @@ impl Ipam {
     /// Holds an address of `subnet` for `owner` outside Docker's calls (the host-access
     /// shim's): `want`, or the next free one of the pool. Returns it with the pool ID to
     /// release it through.
-    pub fn hold(&self, subnet: IpNet, want: Option<IpAddr>, owner: &Attachment) -> Result<(IpAddr, String), String> {
+    pub fn hold(
+        &self,
+        subnet: IpNet,
+        want: Option<IpAddr>,
+        owner: &Attachment,
+        prober: Option<&Prober>,
+    ) -> Result<(IpAddr, String), String> {
         let pool = self.pool_of(subnet);
-        let ip = self.take(&pool, want, owner, true, "-o host_access=")?;
+        let ip = self.take_probed(&pool, want, owner, "-o host_access=", prober)?;
         Ok((ip, pool.id()))
     }
 

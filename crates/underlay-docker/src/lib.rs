@@ -12,5 +12,6 @@ pub mod ipam;
 pub mod link;
 pub mod options;
 pub mod parent;
+pub mod probe;
 pub mod records;
 pub mod server;

@@ -44,6 +44,18 @@ pub struct NetworkSpec {
     /// `-o ipvlan_mode=` / `-o ipvlan_flag=`: an ipvlan network instead of macvlan.
     #[serde(default)]
     pub ipvlan: Option<Ipvlan>,
+    /// Our IPAM hands out the addresses and probes them first; with another IPAM (or
+    /// a record from before this was kept) CreateEndpoint probes instead.
+    #[serde(default)]
+    pub own_ipam: bool,
+    /// `-o conflict_detection=false` turns the ARP probes off (a LAN where every
+    /// address is managed); on by default, as in the CNI plugins.
+    #[serde(default = "on")]
+    pub conflict_detection: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 /// An ipvlan network's mode and flag (Docker's ipvlan driver's options).
@@ -122,6 +134,8 @@ impl NetworkSpec {
             host_access: None,
             internal: false,
             ipvlan: None,
+            own_ipam: NetworkSpec::own_ipam(req),
+            conflict_detection: true,
         };
         let mut macvlan_mode = false;
         let mut host_access = None;
@@ -157,11 +171,18 @@ impl NetworkSpec {
                         .ok_or_else(|| format!("-o {MTU_KEY}={value}: expected a number from 68 to 65535"))?
                 }
                 "host_access" => host_access = Some(value.clone()),
+                "conflict_detection" => {
+                    spec.conflict_detection = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("-o conflict_detection={value}: expected true or false")),
+                    }
+                }
                 // Docker's own keys (labels, scopes) are not ours to judge.
                 k if k.starts_with("com.docker.") => {}
                 other => {
                     return Err(format!(
-                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode, ipvlan_mode, ipvlan_flag, host_access and {MTU_KEY}"
+                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode, ipvlan_mode, ipvlan_flag, host_access, conflict_detection and {MTU_KEY}"
                     ));
                 }
             }
@@ -215,6 +236,12 @@ impl NetworkSpec {
             .chain(req.ipv6_data.iter())
             .flatten()
             .any(|d| d.address_space == crate::ipam::ADDRESS_SPACE)
+    }
+
+    /// Where the network's probes go out; None with conflict detection off.
+    pub fn prober(&self, parent: &str) -> Option<crate::probe::Prober> {
+        self.conflict_detection
+            .then(|| crate::probe::Prober { parent: parent.to_string(), ipvlan: self.ipvlan.is_some() })
     }
 
     /// The gateway of the family of `addr`, as Join returns it.

@@ -52,7 +52,7 @@ pub fn dispatch(plugin: &Plugin, method: &str, body: &[u8]) -> Result<Value, Str
         "IpamDriver.GetDefaultAddressSpaces" => Ok(Ipam::address_spaces()),
         "IpamDriver.RequestPool" => i.request_pool(decode(method, body)?),
         "IpamDriver.ReleasePool" => i.release_pool(decode(method, body)?),
-        "IpamDriver.RequestAddress" => i.request_address(decode(method, body)?),
+        "IpamDriver.RequestAddress" => i.request_address(decode(method, body)?, |subnet| d.prober(subnet)),
         "IpamDriver.ReleaseAddress" => i.release_address(decode(method, body)?),
         other => Err(format!("unknown method {other:?}")),
     }

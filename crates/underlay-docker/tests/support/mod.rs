@@ -355,6 +355,20 @@ pub fn reservations(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
+/// Addresses the IPAM store holds for devices a probe found on the LAN.
+pub fn foreign_holds(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for pool in std::fs::read_dir(dir.join("ipam")).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(pool.path()).into_iter().flatten().flatten() {
+            if std::fs::read_to_string(f.path()).is_ok_and(|t| t.starts_with("foreign-hold ")) {
+                out.push(f.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn post(sock: &std::path::Path, path: &str, body: &[u8]) -> String {
     let mut s = UnixStream::connect(sock).expect("connect plugin socket");
     s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
