@@ -43,6 +43,17 @@ impl AddressStore {
         Self::from_conf(net, &conf)
     }
 
+    /// As `of`, with the ranges opened to their whole subnets: an address asked for
+    /// by hand may lie outside `--ip-range`, as Docker allows (`ip_request`).
+    pub fn for_request(net: &Network, dirs: &Dirs) -> Result<AddressStore> {
+        if net.dhcp.is_some() {
+            return Ok(AddressStore::Dhcp);
+        }
+        let mut conf = cni_conf(net, dirs);
+        crate::ip_request::whole_subnets(&mut conf);
+        Self::from_conf(net, &conf)
+    }
+
     fn from_conf(net: &Network, conf: &serde_json::Value) -> Result<AddressStore> {
         Ok(match net.ipam {
             None => AddressStore::Local(HostLocalConf::parse(conf, Version::LATEST, &CniArgs::default())?),

@@ -133,14 +133,19 @@ pub fn enable(dirs: &Dirs, name: &str, address: Option<&str>) -> Result<HostAcce
                 return Err(Failure::usage(format!("--address {ip} is not in a subnet of network \"{name}\"")));
             }
             crate::parent_addresses::refuse(&net, &[ip], "--address")?;
+            crate::ip_request::check(&state, &net, &[ip], "--address")?;
             vec![ip]
         }
         None => vec![],
     };
     let store = AddressStore::of(&net, dirs)?;
     // The shim's address is drawn from ranges without the parent's own addresses.
-    let alloc =
-        if requested.is_empty() { AddressStore::for_allocation(&net, dirs)? } else { AddressStore::of(&net, dirs)? };
+    // One asked for may lie anywhere in the subnet, as `run --ip`.
+    let alloc = if requested.is_empty() {
+        AddressStore::for_allocation(&net, dirs)?
+    } else {
+        AddressStore::for_request(&net, dirs)?
+    };
     let addresses = crate::holds::probed(&net, &alloc, &owner(&net), requested)?;
     let release = || {
         let _ = store.del(&owner(&net));

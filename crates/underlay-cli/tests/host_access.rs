@@ -147,3 +147,21 @@ fn per_endpoint_routes_follow_endpoints_and_restore_rebuilds() {
     u.run(&["host-access", "disable", "lan"]).ok();
     u.run(&["network", "rm", "lan"]).ok();
 }
+
+#[test]
+fn the_shims_address_may_lie_outside_the_range_and_a_taken_one_names_its_holder() {
+    let w = world(WorldSpec::seed("haout").nodes(1).pods(0));
+    let node = &w.node(0).netns;
+    let u = Underlay::on(node);
+    u.lan("lan", &["--ip-range", "192.168.1.128/26"]).ok();
+    start(&u, "lan", "web", "192.168.1.130");
+    // Taken by an endpoint: refused naming it, as `run --ip` does.
+    let out = u.run(&["host-access", "enable", "lan", "--address", "192.168.1.130"]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(out.stderr.contains("endpoint \"web\""), "{}", out.stderr);
+    // Outside --ip-range but in the subnet: granted, as Docker grants --ip there.
+    u.run(&["host-access", "enable", "lan", "--address", "192.168.1.250"]).ok();
+    assert!(reaches(node, "192.168.1.130"));
+    u.run(&["host-access", "disable", "lan"]).ok();
+    u.run(&["stop", "web"]).ok();
+}
