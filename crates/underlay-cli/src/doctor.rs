@@ -340,7 +340,9 @@ fn probes(
                     "unknown-macs-dropped",
                     Severity::Error,
                     format!("the gateway {gw} answers this host but not an ARP probe from a new MAC on {}: the switch, hypervisor or cloud drops frames from MACs it does not know, so macvlan endpoints cannot talk to the LAN", parent.name),
-                    "use ipvlan (-d ipvlan), whose endpoints share the parent's MAC; or allow unknown MACs (VMware: promiscuous mode + forged transmits; a switch: port security off)",
+                    crate::doctor_passed::unknown_mac_advice(
+                        "allow unknown MACs (VMware: promiscuous mode + forged transmits; a switch: port security off)",
+                    ),
                 )
             } else {
                 finding(
