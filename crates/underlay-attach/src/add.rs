@@ -68,9 +68,11 @@ pub fn add(call: &Call, driver: Driver) -> Result<CniResult, CniError> {
     // The mark DEL checks: only the container whose ADD made the link deletes it.
     pod_nl.set_alias(created.index, &owner_mark(&call.env.container_id))?;
     // A MAC of our choosing may be another endpoint's on this master: the kernel
-    // refuses to bring such a link up, so it is brought up now, to say so plainly.
+    // refuses to bring such a link up, so it is brought up (and down) now, to say so
+    // plainly.
     if let Kind::Macvlan { mac: Some(m), .. } = conf.kind {
-        pod_nl.set_up(created.index, true).map_err(|e| {
+        let up = pod_nl.set_up(created.index, true).and_then(|()| pod_nl.set_up(created.index, false));
+        up.map_err(|e| {
             if e.is(underlay_linux::error::Errno::EADDRINUSE) {
                 CniError::new(
                     code::ADDRESS_CONFLICT,
@@ -220,8 +222,14 @@ fn probe(
     match conf.kind {
         Kind::Macvlan { .. } => {
             pod_nl.set_up(link.index, true).map_err(what)?;
-            let _inside = pod.enter()?;
-            underlay_linux::probe::conflicts(link.index, mac, targets, probing).map_err(what)
+            let found = {
+                let _inside = pod.enter()?;
+                underlay_linux::probe::conflicts(link.index, mac, targets, probing).map_err(what)?
+            };
+            // Down again: configuring brings it up after the addresses, which is what
+            // makes the kernel send the first announcement.
+            pod_nl.set_up(link.index, false).map_err(what)?;
+            Ok(found)
         }
         Kind::Ipvlan { .. } => {
             let own =

@@ -56,13 +56,20 @@ pub enum NetworkCommand {
     },
     /// List addresses held for devices found using them on the LAN (conflict detection).
     Holds {
+        /// The network.
+        #[arg(value_name = "NETWORK")]
         name: String,
+        /// Output: a table, or JSON (ip, mac, until in seconds since the epoch).
         #[arg(long, value_enum, default_value_t = crate::output::Format::Table)]
         format: crate::output::Format,
     },
     /// Release addresses held for devices on the LAN.
     ReleaseHold {
+        /// The network.
+        #[arg(value_name = "NETWORK")]
         name: String,
+        /// The held addresses to release.
+        #[arg(value_name = "IP")]
         ips: Vec<std::net::IpAddr>,
         /// Every hold that has expired.
         #[arg(long)]
