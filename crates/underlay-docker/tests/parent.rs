@@ -91,4 +91,6 @@ fn internal_networks_without_a_parent_get_a_dummy_of_their_own() {
     assert!(!r.contains("default") && r.contains("10.12.0.0/24"), "{r}");
     docker.run(&["network", "rm", "lonely"]).ok();
     assert_eq!(links_in(Some(&ns), "dm-"), Vec::<String>::new());
+    assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
+    assert_eq!(records(state.path(), "endpoints"), Vec::<String>::new());
 }
