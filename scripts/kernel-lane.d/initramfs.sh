@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The guest's root filesystem: busybox, iproute2, nft, dnsmasq, the reference CNI plugins, the
 # workspace's executables (stripped, at their host paths: tests find binaries by those),
-# shared libraries of whatever is dynamic, and the kernel modules in load order.
+# shared libraries of whatever is dynamic, the kernel modules in load order, and Docker Engine
+# (dockerd, containerd, runc, the 20.10 CLI) when an entry runs the Docker driver's tests.
 
 # copy_exe SRC ROOT: SRC at the same path under ROOT, with its shared libraries.
 copy_exe() {
@@ -50,6 +51,7 @@ lane_root() {
     # Dynamic ones (none today: the workspace links glibc statically) need their libraries.
     copy_libs "$path" "$root"
   done <"$artifacts"
+  grep -q '^test underlay-docker ' "$artifacts" && lane_docker "$root"
   python3 "$here/lane.py" modules "$moddir" "$here/modules" >"$root/lane/modules.order"
   while read -r ko; do
     mkdir -p "$root/lib/modules/$kver/$(dirname "$ko")"
@@ -57,4 +59,18 @@ lane_root() {
   done <"$root/lane/modules.order"
   cp "$here/init" "$root/init"
   chmod +x "$root/init"
+}
+
+# lane_docker ROOT: Docker Engine 20.10 as the docker tests start it (private roots, no
+# bridge, no iptables), plus the util-linux tools their namespace helper calls with
+# options busybox's applets lack (unshare --propagation, umount -R).
+lane_docker() {
+  local root=$1 tool
+  for tool in /usr/sbin/dockerd /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc \
+    /usr/bin/docker /usr/bin/nsenter /usr/bin/unshare /usr/bin/mount /usr/bin/umount /usr/bin/tar; do
+    copy_exe "$tool" "$root"
+  done
+  mkdir -p "$root/etc/docker" "$root/run/docker/plugins"
+  # dockerd gives containers the host's resolv.conf (none in the guest: no network).
+  : >"$root/etc/resolv.conf"
 }

@@ -95,6 +95,11 @@ pub struct JoinReply {
     #[serde(rename = "GatewayIPv6", skip_serializing_if = "String::is_empty")]
     pub gateway_ipv6: String,
     pub static_routes: Vec<Value>,
+    /// Set when the network gives no gateway on purpose (ipvlan l3: the default route is
+    /// the device): otherwise dockerd adds a gateway bridge of its own and its default
+    /// route collides with ours.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub disable_gateway_service: bool,
 }
 
 #[derive(Debug, Deserialize)]

@@ -270,6 +270,7 @@ impl Driver {
             gateway: if ep.has_v4() { gw(false) } else { String::new() },
             gateway_ipv6: if has_v6 { gw(true) } else { String::new() },
             static_routes: link::static_routes(&net, &ep),
+            disable_gateway_service: l3,
         };
         serde_json::to_value(reply).map_err(|e| e.to_string())
     }

@@ -4,10 +4,12 @@
 
 mod support;
 
+use std::process::Command;
+
 use support::{
     Docker, IMAGE, Plugin, driver_name, leftover_links, records, reservations, serial, skip_without_docker, world,
 };
-use underlay_linux::support::{Feature, has};
+use underlay_linux::support::{Feature, has, report_skip};
 
 #[test]
 fn aux_addresses_are_never_handed_out_and_shown_by_inspect() {
@@ -116,13 +118,13 @@ fn join_announces_the_containers_address_to_the_lan() {
 }
 
 #[test]
-fn ipvlan_networks_or_a_clear_refusal() {
-    let test = "ipvlan_networks_or_a_clear_refusal";
+fn ipvlan_networks_reach_the_lan_or_a_clear_refusal() {
+    let test = "ipvlan_networks_reach_the_lan_or_a_clear_refusal";
     if skip_without_docker(test) {
         return;
     }
     let _s = serial();
-    let (_w, parent) = world("dkipv");
+    let (w, parent) = world("dkipv");
     let state = tempfile::tempdir().unwrap();
     let plugin = Plugin::start(&driver_name("p"), state.path());
     let docker = Docker::start();
@@ -140,16 +142,30 @@ fn ipvlan_networks_or_a_clear_refusal() {
         let r = create("l2", "192.168.1.0/24", &["-o", "ipvlan_mode=l2"]);
         assert!(r.code != 0 && r.stderr.contains("lacks ipvlan"), "{}", r.stderr);
         assert_eq!(records(state.path(), "networks"), Vec::<String>::new());
-        support::report_skip_nowhere(test, Feature::Ipvlan);
+        report_skip(test, Feature::Ipvlan);
         return;
     }
     create("l2", "192.168.1.0/24", &["--gateway=192.168.1.1", "-o", "ipvlan_mode=l2", "-o", "ipvlan_flag=bridge"]).ok();
-    let show = ["ip", "-d", "-o", "link", "show", "eth0"];
-    let r = docker.run(&[&["run", "--rm", "--network", "l2", "--ip", "192.168.1.80", IMAGE][..], &show].concat());
-    let out = r.ok().stdout.clone();
+    let run = ["run", "-d", "--name", "i1", "--network", "l2", "--ip", "192.168.1.80", IMAGE, "sleep", "600"];
+    docker.run(&run).ok();
+    // Read from outside with iproute2: the image's busybox ip shows no link kind.
+    let pid = docker.run(&["inspect", "-f", "{{.State.Pid}}", "i1"]).ok().stdout.clone();
+    let show = Command::new("nsenter").args(["-t", &pid, "-n", "ip", "-d", "-o", "link", "show", "eth0"]).output();
+    let out = String::from_utf8_lossy(&show.expect("nsenter ip").stdout).into_owned();
     assert!(out.contains("ipvlan") && out.contains("mode l2"), "{out}");
     let parent_mac = std::fs::read_to_string(format!("/sys/class/net/{parent}/address")).unwrap();
-    assert!(out.contains(parent_mac.trim()), "{out} does not carry the parent's MAC {parent_mac}");
+    let parent_mac = parent_mac.trim();
+    assert!(out.contains(parent_mac), "{out} does not carry the parent's MAC {parent_mac}");
+    // On the LAN: the external device answers the container's ping, and its ARP entry
+    // for the container is the parent's MAC.
+    let ext = w.external();
+    let ext_ip = ext.ip.addr().to_string();
+    let r = docker.run(&["exec", "i1", "ping", "-c", "1", "-W", "5", &ext_ip]);
+    assert_eq!(r.code, 0, "ping {ext_ip} from an ipvlan container: {}{}", r.stdout, r.stderr);
+    let neigh = ext.netns.command("ip").args(["neigh", "show", "192.168.1.80"]).output().expect("ip neigh");
+    let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
+    assert!(neigh.contains(parent_mac), "the LAN resolves 192.168.1.80 to {neigh:?}, not {parent_mac}");
+    docker.run(&["rm", "-f", "i1"]).ok();
     let r = docker.run(&["run", "--rm", "--network", "l2", "--mac-address", "02:42:c0:a8:01:63", IMAGE, "true"]);
     assert!(r.code == 125 && r.stderr.contains("--mac-address"), "{}", r.stderr);
     docker.run(&["network", "rm", "l2"]).ok();

@@ -380,19 +380,3 @@ pub fn post(sock: &std::path::Path, path: &str, body: &[u8]) -> String {
     let _ = s.read_to_string(&mut out);
     out
 }
-
-/// Reports that `test` was skipped for `feature`, worded so the kernel lane does not claim
-/// it: the lane's guest has no dockerd, so such a test runs nowhere (scripts/test lists it
-/// under what ran nowhere). One write, as `underlay_linux::support::report_skip`.
-pub fn report_skip_nowhere(test: &str, feature: underlay_linux::support::Feature) {
-    let line = format!(
-        "skipped {test}: this kernel lacks {} and the full-kernel lane's guest has no Docker Engine, so it ran nowhere",
-        feature.name()
-    );
-    eprintln!("{line}");
-    if let Some(path) = std::env::var_os("UNDERLAY_SKIP_LOG")
-        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path)
-    {
-        let _ = f.write_all(format!("{line}\n").as_bytes());
-    }
-}
