@@ -65,8 +65,11 @@ fn doctor_reports_an_endpoint_holding_the_parents_address() {
     u.lan("lan", &["--ip-range", "192.168.1.96/27"]).ok();
     u.run(&sleeper("web", &["--ip", "192.168.1.100"])).ok();
     u.wait_running("web");
-    let healthy = u.run(&["doctor", "lan", "--format", "json"]);
-    assert!(!healthy.stdout.contains("host-address"), "{}", healthy.stdout);
+    let healthy = u.run(&["doctor", "lan", "--format", "json"]).json();
+    // Passing checks are listed too (severity "ok"): only a problem would be wrong here.
+    let problem =
+        healthy["findings"].as_array().unwrap().iter().any(|f| f["check"] == "host-address" && f["severity"] != "ok");
+    assert!(!problem, "{healthy:#}");
     // The host takes the endpoint's address afterwards (by hand): now they clash.
     assert!(node.command("ip").args(["addr", "add", "192.168.1.100/32", "dev", "enp0s3"]).status().unwrap().success());
     let out = u.run(&["doctor", "lan", "--format", "json"]);
