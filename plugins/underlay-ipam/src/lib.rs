@@ -10,6 +10,7 @@ pub mod conf;
 pub mod etcd;
 mod guard;
 mod keys;
+mod spread;
 pub mod store;
 mod view;
 
