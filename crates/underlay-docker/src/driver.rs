@@ -211,6 +211,15 @@ impl Driver {
             addresses.push(ip);
         }
         let mac = match iface.mac_address.as_str() {
+            "" if net.spec.stable_mac => {
+                // Derived from the subnet and the address: Docker passes a driver no
+                // container name, and the same --ip is the same container to a LAN.
+                let ip = addresses.iter().find(|a| a.addr().is_ipv4()).or(addresses.first());
+                let ip = ip.ok_or("-o stable_mac: the endpoint has no address to derive its MAC from")?;
+                let subnet = net.spec.pools.iter().find(|p| p.subnet.contains(&ip.addr())).map(|p| p.subnet);
+                let subnet = subnet.map(|s| s.to_string()).unwrap_or_default();
+                Some(MacAddr::stable(&["docker", &subnet, &ip.addr().to_string()]).to_string())
+            }
             "" => None,
             m => {
                 Some(m.parse::<MacAddr>().map_err(|_| format!("--mac-address {m:?} is not a MAC address"))?.to_string())
@@ -225,11 +234,30 @@ impl Driver {
         if let Some(old) = self.records.endpoint(&req.endpoint_id)? {
             return Err(format!("endpoint {} already exists on network {}", short(&old.id), short(&old.network)));
         }
+        if let Some(m) = &mac {
+            // One MAC twice on a parent would split the LAN's frames between them.
+            let nets = self.records.networks();
+            let same_parent = |id: &str| nets.iter().any(|n| n.id == id && n.parent == net.parent);
+            if let Some(other) =
+                self.records.endpoints().iter().find(|e| e.mac.as_ref() == Some(m) && same_parent(&e.network))
+            {
+                return Err(format!(
+                    "MAC {m} is already used by endpoint {} on parent {}; give another --mac-address or --ip",
+                    short(&other.id),
+                    net.parent
+                ));
+            }
+        }
+        let derived = iface.mac_address.is_empty().then(|| mac.clone()).flatten();
         let link = format!("{}{}", link::PREFIX, &req.endpoint_id[..req.endpoint_id.len().min(12)]);
         let rec = EndpointRecord { id: req.endpoint_id, network: net.id, addresses, mac, link };
         self.records.put_endpoint(&rec)?;
-        // Docker's default IPAM chose the addresses: echoing them back is an error.
-        Ok(json!({}))
+        // Docker's default IPAM chose the addresses: echoing them back is an error. A
+        // MAC the driver chose (stable_mac) is Docker's to know.
+        Ok(match derived {
+            Some(m) => json!({"Interface": {"MacAddress": m}}),
+            None => json!({}),
+        })
     }
 
     fn endpoint(&self, net: &str, id: &str) -> Result<EndpointRecord, String> {

@@ -52,6 +52,11 @@ pub struct NetworkSpec {
     /// address is managed); on by default, as in the CNI plugins.
     #[serde(default = "on")]
     pub conflict_detection: bool,
+    /// `-o stable_mac=true`: a container without `--mac-address` gets a MAC derived
+    /// from its address (the one stable name Docker gives a driver), so a container
+    /// run again with the same `--ip` keeps its MAC.
+    #[serde(default)]
+    pub stable_mac: bool,
 }
 
 fn on() -> bool {
@@ -136,6 +141,7 @@ impl NetworkSpec {
             ipvlan: None,
             own_ipam: NetworkSpec::own_ipam(req),
             conflict_detection: true,
+            stable_mac: false,
         };
         let mut macvlan_mode = false;
         let mut host_access = None;
@@ -171,6 +177,13 @@ impl NetworkSpec {
                         .ok_or_else(|| format!("-o {MTU_KEY}={value}: expected a number from 68 to 65535"))?
                 }
                 "host_access" => host_access = Some(value.clone()),
+                "stable_mac" => {
+                    spec.stable_mac = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(format!("-o stable_mac={value}: expected true or false")),
+                    }
+                }
                 "conflict_detection" => {
                     spec.conflict_detection = match value.as_str() {
                         "true" => true,
@@ -182,7 +195,7 @@ impl NetworkSpec {
                 k if k.starts_with("com.docker.") => {}
                 other => {
                     return Err(format!(
-                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode, ipvlan_mode, ipvlan_flag, host_access, conflict_detection and {MTU_KEY}"
+                        "unknown option -o {other}={value}: underlay knows parent, macvlan_mode, ipvlan_mode, ipvlan_flag, host_access, conflict_detection, stable_mac and {MTU_KEY}"
                     ));
                 }
             }
@@ -190,6 +203,11 @@ impl NetworkSpec {
         if macvlan_mode && spec.ipvlan.is_some() {
             return Err(
                 "-o macvlan_mode and -o ipvlan_mode/ipvlan_flag exclude each other: pick macvlan or ipvlan".into()
+            );
+        }
+        if spec.ipvlan.is_some() && spec.stable_mac {
+            return Err(
+                "-o stable_mac is for macvlan networks: an ipvlan network's containers share the parent's MAC".into()
             );
         }
         if spec.ipvlan.is_some() && host_access.is_some() {

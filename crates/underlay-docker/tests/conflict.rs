@@ -58,3 +58,40 @@ fn an_address_a_lan_device_uses_is_never_given_to_a_container() {
     assert_eq!(leftover_links("ulj"), Vec::<String>::new());
     assert_eq!(records(state.path(), "endpoints"), Vec::<String>::new());
 }
+
+#[test]
+fn stable_mac_keeps_a_containers_mac_across_runs() {
+    if skip_without_docker("stable_mac_keeps_a_containers_mac_across_runs") {
+        return;
+    }
+    let _s = serial();
+    let (_w, parent) = world("dkmac");
+    let state = tempfile::tempdir().unwrap();
+    let plugin = Plugin::start(&driver_name("sm"), state.path());
+    let docker = Docker::start();
+    let drv = plugin.name.as_str();
+    let p = format!("parent={parent}");
+    let args = ["network", "create", "--driver", drv, "--subnet=192.168.1.0/24", "-o", &p];
+    docker.run(&[&args[..], &["-o", "stable_mac=true", "sm"]].concat()).ok();
+    let mac_of = |ip: &str| {
+        let out =
+            docker.run(&["run", "--rm", "--network", "sm", "--ip", ip, IMAGE, "ip", "-o", "link", "show", "eth0"]);
+        let text = out.ok().stdout.clone();
+        text.split_whitespace().skip_while(|w| *w != "link/ether").nth(1).unwrap_or_default().to_string()
+    };
+    let first = mac_of("192.168.1.70");
+    assert!(!first.is_empty());
+    assert_eq!(mac_of("192.168.1.70"), first, "run again with the same --ip: the same MAC");
+    assert_ne!(mac_of("192.168.1.71"), first, "another container: another MAC");
+    // Locally administered unicast.
+    let b0 = u8::from_str_radix(&first[..2], 16).unwrap();
+    assert_eq!(b0 & 0x03, 0x02, "{first}");
+    // A MAC another endpoint on the parent has is refused, never shared.
+    docker.run(&["run", "-d", "--name", "m1", "--network", "sm", "--ip", "192.168.1.70", IMAGE, "sleep", "600"]).ok();
+    let r = docker.run(&["run", "--rm", "--network", "sm", "--mac-address", &first, IMAGE, "true"]);
+    assert!(r.code == 125 && r.stderr.contains(&first) && r.stderr.contains("already used"), "{}", r.stderr);
+    docker.run(&["rm", "-f", "m1"]).ok();
+    docker.run(&["network", "rm", "sm"]).ok();
+    assert_eq!(leftover_links("ulj"), Vec::<String>::new());
+    assert_eq!(records(state.path(), "endpoints"), Vec::<String>::new());
+}
