@@ -49,8 +49,24 @@ pub fn check(state: &State, net: &Network, requested: &[IpAddr], flag: &str) -> 
         if let Some(e) = endpoints.iter().find(|e| e.network == net.name && e.ips.iter().any(|n| n.addr() == *ip)) {
             return Err(taken(format!("endpoint \"{}\"'s ({})", e.name, short(&e.id, 12))));
         }
+        if let Some(holder) = net.ipam.as_ref().and_then(|c| cluster_holder(c, &net.name, *ip)) {
+            return Err(taken(holder));
+        }
     }
     Ok(())
+}
+
+/// Who holds `ip` in a cluster network's etcd store (another host's endpoint, a device
+/// a probe found), if anyone. Unreachable etcd says nothing here: the plugin's ADD
+/// reports that in its own words.
+fn cluster_holder(ipam: &crate::model::ClusterIpam, network: &str, ip: IpAddr) -> Option<String> {
+    let mut admin = underlay_ipam::admin::Admin::connect(&ipam.etcd).ok()?;
+    let held = admin.list(Some(network)).ok()?.into_iter().find(|r| r.ip == ip)?;
+    let Some(rec) = held.holder else { return Some("held by a record the store cannot read".into()) };
+    if let Some(h) = underlay::ipam::hold::ForeignHold::from_record(ip, &rec.owner()) {
+        return Some(format!("in use on the LAN by MAC {} (a probe found it)", h.mac));
+    }
+    Some(format!("held by container {} on node \"{}\"", short(&rec.container_id, 12), rec.node))
 }
 
 /// Opens the ranges of `conf` (a CNI config built by `cni_conf`) to their whole
