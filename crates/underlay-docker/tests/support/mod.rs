@@ -88,8 +88,10 @@ impl Plugin {
         let exe = env!("CARGO_BIN_EXE_underlay-docker-plugin");
         let mut cmd = match self.inside {
             Some(pid) => {
+                // -r: entering a mount namespace resets the root to the namespace's
+                // own; keep dockerd's (a chroot, as in CI), where `exe` is.
                 let mut c = Command::new("nsenter");
-                c.arg("-t").arg(pid.to_string()).args(["-m", "-n", "--"]).arg(exe);
+                c.arg("-t").arg(pid.to_string()).args(["-m", "-n", "-r", "--"]).arg(exe);
                 c
             }
             None => Command::new(exe),
