@@ -23,7 +23,8 @@ use nix::fcntl::{AT_FDCWD, AtFlags, RenameFlags, renameat2};
 use nix::unistd::linkat;
 
 use super::boot::Boot;
-use super::owner_index::{OwnerIndex, Stamp, State, load_state, save_state, write_in_place};
+use super::owner_index::{OwnerIndex, State, load_state, save_state, write_in_place};
+use super::stamp::{Stamp, fine_grained};
 use super::store::{Store, decode_owner, encode_owner, read_small};
 use crate::cni::error::io_error;
 use crate::cni::{Attachment, CniError};
@@ -179,8 +180,10 @@ impl DiskStore {
             // With coarse timestamps, a write by the next lock holder (the reference
             // plugin) in this same clock tick would leave the stamp unchanged and go
             // unseen. Holding the lock until the tick is over makes every later change
-            // visible.
-            stamp.wait_until_past();
+            // visible; fine-grained ones make it so at once (stamp.rs).
+            if !fine_grained(&self.dir, &side.join("clock")) {
+                stamp.wait_until_past();
+            }
         }
         self.dirty = false;
         Ok(())

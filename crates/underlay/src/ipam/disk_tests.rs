@@ -199,3 +199,47 @@ fn planted_fifos_devices_and_links_neither_block_nor_flood() {
         let _ = w.join();
     }
 }
+
+/// The index trusts the directory's timestamps, so a change another plugin makes right
+/// after our commit (the next lock holder, microseconds later) must still show: here
+/// on the test's own file system (multigrain from Linux 6.13: no wait after commit),
+/// and on ramfs (coarse: the commit waits out the clock tick), where root can mount one.
+#[test]
+fn a_change_right_after_a_commit_is_always_seen() {
+    let data = tempfile::tempdir().unwrap();
+    changes_right_after_commits_are_seen(&data.path().join("n"));
+    let ramfs = tempfile::tempdir().unwrap();
+    let path = ramfs.path().to_path_buf();
+    let mounted = std::thread::spawn(move || {
+        // A mount namespace of this thread's own: the mount is seen nowhere else.
+        use nix::mount::{MsFlags, mount};
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS | nix::sched::CloneFlags::CLONE_NEWNS).ok()?;
+        mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>).ok()?;
+        mount(Some("ramfs"), &path, Some("ramfs"), MsFlags::empty(), None::<&str>).ok()?;
+        changes_right_after_commits_are_seen(&path.join("n"));
+        Some(())
+    })
+    .join()
+    .unwrap();
+    if mounted.is_none() {
+        eprintln!("ramfs part skipped: cannot mount one here (not root?)");
+    }
+}
+
+fn changes_right_after_commits_are_seen(dir: &std::path::Path) {
+    let b = boot("a", 0);
+    for i in 0..100u32 {
+        let mut st = DiskStore::open(dir, &b, true).unwrap();
+        st.reserve(ip(&format!("10.1.{}.{}", i / 200, i % 200 + 2)), &owner(&format!("c{i}"), "eth0"), 0).unwrap();
+        st.commit().unwrap();
+        drop(st);
+        let foreign = ip(&format!("10.2.{}.{}", i / 200, i % 200 + 2));
+        fs::write(dir.join(foreign.to_string()), format!("f{i}\r\neth0")).unwrap();
+        let mut st = DiskStore::open(dir, &b, true).unwrap();
+        assert_eq!(
+            st.owned(&owner(&format!("f{i}"), "eth0")).unwrap(),
+            [foreign],
+            "round {i}: the foreign record went unseen"
+        );
+    }
+}

@@ -11,6 +11,7 @@ pub mod host_local;
 pub mod owner_index;
 pub mod range;
 pub mod resolv;
+mod stamp;
 pub mod store;
 
 pub use conf::HostLocalConf;

@@ -6,14 +6,14 @@
 //! it names is checked against its reservation file before it is used.
 
 use std::collections::HashMap;
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::net::IpAddr;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::time::{ClockId, clock_gettime};
 use serde::{Deserialize, Serialize};
 
+use super::stamp::Stamp;
 use crate::cni::error::io_error;
 use crate::cni::{Attachment, CniError};
 
@@ -21,42 +21,6 @@ use crate::cni::{Attachment, CniError};
 /// ext4, creating a file right after many were deleted is what costs), many enough that
 /// a bucket stays a few KiB even for a /16 full of containers.
 const BUCKETS: u64 = 64;
-
-/// What the index last saw of the store directory; any create or delete there by
-/// anyone changes it (the kernel gives fine-grained timestamps to a directory whose
-/// time was read since its last change).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct Stamp {
-    ino: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Stamp {
-    pub(super) fn of(dir: &Path) -> Result<Stamp, CniError> {
-        let m = fs::metadata(dir).map_err(|e| io_error(format_args!("stat {}", dir.display()), e))?;
-        Ok(Stamp { ino: m.ino(), mtime: (m.mtime(), m.mtime_nsec()), ctime: (m.ctime(), m.ctime_nsec()) })
-    }
-
-    /// Waits (at most 100 ms) until the clock file timestamps come from has moved past
-    /// this stamp's times, so the next change to the directory gets a different one.
-    pub(super) fn wait_until_past(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(100);
-        while coarse_now() <= self.mtime.max(self.ctime) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
-}
-
-/// The kernel's coarse clock, which stamps file times on file systems without
-/// fine-grained timestamps (ramfs, ext4 before 6.13).
-fn coarse_now() -> (i64, i64) {
-    match clock_gettime(ClockId::CLOCK_REALTIME_COARSE) {
-        Ok(ts) => (ts.tv_sec(), ts.tv_nsec()),
-        // Never on Linux; the zero stamp only makes the next read look changed.
-        Err(_) => (0, 0),
-    }
-}
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct State {
@@ -215,6 +179,9 @@ pub(super) fn save_state(side: &Path, state: &State) -> Result<(), CniError> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn o(id: &str, ifname: &str) -> Attachment {
