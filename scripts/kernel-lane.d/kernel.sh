@@ -8,7 +8,10 @@ lane_cache=/var/cache/underlay-lane
 # Prints the directory of the unpacked current kernel package.
 lane_kernel() {
   local pkg dir tmp
-  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  # UNDERLAY_LANE_KERNEL=linux-image-6.1.0-50-amd64 pins a package (to rerun what a
+  # machine with older package lists ran); by default, what linux-image-amd64 names.
+  pkg=${UNDERLAY_LANE_KERNEL:-}
+  [ -n "$pkg" ] || pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
   if [ -z "$pkg" ]; then
     apt-get update -qq >&2
     pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')

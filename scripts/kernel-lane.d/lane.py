@@ -86,9 +86,15 @@ def module_order(moddir, wanted):
 
 def run_script(entries, tests, lab_cmd):
     """The guest's /lane/run.sh: each entry between @@lane begin/end markers."""
-    sh = ["# written by scripts/kernel-lane"]
+    # A second boot after a hung one starts at the entry it hung in (lane_from=N on the
+    # kernel's command line); the memory left before each entry shows what the tests hold.
+    sh = ["# written by scripts/kernel-lane",
+          "from=$(/bin/busybox sed -n 's/.*lane_from=\\([0-9]*\\).*/\\1/p' /proc/cmdline)",
+          "from=${from:-0}"]
     for i, e in enumerate(entries):
+        sh.append(f"if [ {i} -ge \"$from\" ]; then")
         sh.append(f"echo '@@lane begin {i}'")
+        sh.append("echo \"@@lane mem available $(/bin/busybox awk '/MemAvailable/ {print $2}' /proc/meminfo) kB\"")
         if e["kind"] == "test":
             exe = tests[(e["package"], e["target"])]
             sh.append("rm -f /tmp/lane-skip")
@@ -100,6 +106,7 @@ def run_script(entries, tests, lab_cmd):
             sh.append("echo '@@lane json-begin'; /bin/busybox cat /tmp/lane-out; echo; echo '@@lane json-end'")
             sh.append("/bin/busybox cat /tmp/lane-err")
         sh.append(f"echo \"@@lane end {i} rc=$rc\"")
+        sh.append("fi")
     return "\n".join(sh) + "\n"
 
 
@@ -145,10 +152,14 @@ def judge(e, rc, body):
     return None
 
 
-def report(log_path, entries_path, must_cover, moddir):
-    entries = read_entries(entries_path)
-    with open(log_path, errors="replace") as f:
-        lines = [l.rstrip("\r\n") for l in f]
+def parse_log(path):
+    """One boot's console: {entry: (rc or None if unfinished, body)}, whether the guest
+    finished, and every line."""
+    try:
+        with open(path, errors="replace") as f:
+            lines = [l.rstrip("\r\n") for l in f]
+    except OSError:
+        lines = []
     results, cur, body, done = {}, None, [], False
     for l in lines:
         m = re.match(r"@@lane (begin|end) (\d+)(?: rc=(\d+))?", l)
@@ -165,6 +176,26 @@ def report(log_path, entries_path, must_cover, moddir):
             body.append(l)
     if cur is not None:
         results[cur] = (None, body)
+    return results, done, lines
+
+
+def unfinished(log_path):
+    """The entry a boot that did not finish was in (or would have begun next)."""
+    results, _, _ = parse_log(log_path)
+    open_ = [i for i, (rc, _) in results.items() if rc is None]
+    return open_[0] if open_ else (max(results) + 1 if results else 0)
+
+
+def report(log_paths, entries_path, must_cover, moddir):
+    entries = read_entries(entries_path)
+    results, done, lines, lockups = {}, False, [], {}
+    # A later boot (after a kernel lockup) reruns the entry the earlier one hung in.
+    for path in log_paths.split(","):
+        got, done, lines = parse_log(path)
+        for i, (rc, body) in got.items():
+            if i in results and results[i][0] is None:
+                lockups[i] = [l for l in results[i][1] if "soft lockup" in l][:2]
+            results[i] = (rc, body)
     passed, failed = 0, []
     for i, e in enumerate(entries):
         rc, out = results.get(i, (None, []))
@@ -172,6 +203,8 @@ def report(log_path, entries_path, must_cover, moddir):
         if why is None:
             passed += 1
             print(f"ok   {describe(e)}")
+            if i in lockups:
+                print("     (in a second boot: the first one's kernel locked up in it: " + " / ".join(lockups[i]) + ")")
         else:
             print(f"FAIL {describe(e)}: {why}")
             failed.append((e, why, out))
@@ -262,6 +295,8 @@ if __name__ == "__main__":
         if missing:
             sys.exit("kernel-lane: no test executable for: " + "; ".join(missing))
         sys.stdout.write(run_script(entries, tests, args[2]))
+    elif cmd == "unfinished":
+        print(unfinished(args[0]))
     elif cmd == "report":
         must = args[3] if len(args) > 3 and args[3] else None
         sys.exit(report(args[0], args[1], must, args[2]))
