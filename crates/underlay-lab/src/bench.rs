@@ -12,8 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use underlay_linux::Netns;
 use underlay_linux::addr::AddressOptions;
 use underlay_linux::route::Route;
+use underlay_linux::support::{Feature, has};
 use underlay_linux::world::World;
 
+use super::ipvlan_path::IpvlanPath;
 use super::measured::{Kind, Measured};
 use super::record::Lab;
 use super::{chart, interrupt, serve};
@@ -45,9 +47,14 @@ struct Leg<'a> {
 pub fn run(lab: &mut Lab, opts: &BenchOptions, format: Format, out: &Path) -> Result<()> {
     let mut world = lab.world()?;
     let nat = Nat::build(lab, &mut world);
-    let result = nat.as_ref().map_err(|e| anyhow::anyhow!("{e:#}")).and_then(|nat| measure(lab, &world, nat, opts));
-    // The bridge + NAT path goes whatever happened.
+    let ipvlan = ipvlan_path(lab, &mut world);
+    let result = match (&nat, &ipvlan) {
+        (Ok(nat), Ok(ipvlan)) => measure(lab, &world, nat, ipvlan.as_ref(), opts),
+        (Err(e), _) | (_, Err(e)) => Err(anyhow::anyhow!("{e:#}")),
+    };
+    // The bridge + NAT and ipvlan paths go whatever happened.
     Nat::remove(&world, nat.ok().and_then(|n| n.server));
+    IpvlanPath::remove(lab, &mut world, ipvlan.ok().flatten());
     let rows = result?;
     if format == Format::Json {
         print_json(&rows);
@@ -63,7 +70,26 @@ pub fn run(lab: &mut Lab, opts: &BenchOptions, format: Format, out: &Path) -> Re
     Ok(())
 }
 
-fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<Vec<Measured>> {
+/// The ipvlan legs where the kernel has ipvlan; elsewhere a note saying where they run.
+fn ipvlan_path(lab: &mut Lab, world: &mut World) -> Result<Option<IpvlanPath>> {
+    if !has(Feature::Ipvlan)? {
+        eprintln!(
+            "ipvlan: not measured here: {}; the full-kernel lane measures it (scripts/kernel-lane --bench, \
+             see the README's Benchmarks section)",
+            Feature::Ipvlan.missing()
+        );
+        return Ok(None);
+    }
+    IpvlanPath::build(lab, world).map(Some)
+}
+
+fn measure(
+    lab: &Lab,
+    world: &World,
+    nat: &Nat,
+    ipvlan: Option<&IpvlanPath>,
+    opts: &BenchOptions,
+) -> Result<Vec<Measured>> {
     let r = &lab.record;
     let pod = |node: usize, k: usize| r.pods_of(node).nth(k);
     let pod_ns = |role: &str| super::record::pod_netns(world, role);
@@ -124,6 +150,33 @@ fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<V
         to: p3.ip,
     });
 
+    if let Some(v) = ipvlan {
+        paths.push(Leg {
+            group: "to the LAN",
+            kind: Kind::Ipvlan,
+            name: "i1 → external".into(),
+            from: &v.i1,
+            to: ext.ip.addr(),
+        });
+        paths.push(Leg {
+            group: "pod to pod, one node",
+            kind: Kind::Ipvlan,
+            name: "i1 → i2".into(),
+            from: &v.i1,
+            to: v.i2,
+        });
+        paths.push(Leg {
+            group: "across the switch",
+            kind: Kind::Ipvlan,
+            name: "i1 → i3".into(),
+            from: &v.i1,
+            to: v.i3,
+        });
+        // Each group's rows together, as the table and chart show them.
+        let order = ["to the LAN", "pod to pod, one node", "across the switch"];
+        paths.sort_by_key(|p| order.iter().position(|g| *g == p.group));
+    }
+
     let passes = opts.passes as usize;
     let bar = ProgressBar::new((paths.len() * passes) as u64);
     bar.set_style(
@@ -165,16 +218,13 @@ fn measure(lab: &Lab, world: &World, nat: &Nat, opts: &BenchOptions) -> Result<V
 
 fn print_table(rows: &[Measured]) {
     let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED).set_header([
-        "group",
-        "path",
-        "kind",
-        "Gbit/s",
-        "RTT p50 µs",
-        "RTT p99 µs",
-        "vs bridge + NAT",
-        "vs node's own",
-    ]);
+    let with_ipvlan = rows.iter().any(|r| r.kind == Kind::Ipvlan);
+    let mut header =
+        vec!["group", "path", "kind", "Gbit/s", "RTT p50 µs", "RTT p99 µs", "vs bridge + NAT", "vs node's own"];
+    if with_ipvlan {
+        header.push("vs macvlan");
+    }
+    t.load_style(UTF8_FULL_CONDENSED).set_header(header);
     let ratio = |r: &Measured, kind: Kind| -> String {
         match rows.iter().find(|o| o.group == r.group && o.kind == kind) {
             Some(o) if o.kind != r.kind => {
@@ -184,7 +234,7 @@ fn print_table(rows: &[Measured]) {
         }
     };
     for r in rows {
-        t.add_row([
+        let mut row = vec![
             r.group.to_string(),
             r.path.clone(),
             r.kind.label().to_string(),
@@ -193,7 +243,11 @@ fn print_table(rows: &[Measured]) {
             format!("{:.1}", r.p99_us),
             ratio(r, Kind::BridgeNat),
             ratio(r, Kind::Host),
-        ]);
+        ];
+        if with_ipvlan {
+            row.push(ratio(r, Kind::Macvlan));
+        }
+        t.add_row(row);
     }
     println!("{t}");
 }

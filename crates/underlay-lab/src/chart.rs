@@ -15,6 +15,7 @@ fn colour(kind: Kind) -> &'static str {
     match kind {
         Kind::Host => "#9e9e9e",
         Kind::Macvlan => "#1f77b4",
+        Kind::Ipvlan => "#2ca02c",
         Kind::BridgeNat => "#d95f02",
     }
 }
@@ -72,7 +73,10 @@ pub fn svg(rows: &[Measured]) -> String {
     top += panel(&mut svg, top, "TCP throughput (Gbit/s, higher is better)", rows, |r| r.gbit_per_s, "Gbit/s");
     top += panel(&mut svg, top, "TCP round trip, median (µs, lower is better)", rows, |r| r.p50_us, "µs");
     let mut x = 10.0;
-    for kind in [Kind::Macvlan, Kind::BridgeNat, Kind::Host] {
+    for kind in [Kind::Macvlan, Kind::Ipvlan, Kind::BridgeNat, Kind::Host] {
+        if !rows.iter().any(|r| r.kind == kind) {
+            continue;
+        }
         let _ = writeln!(svg, r#"<rect x="{x}" y="{}" width="14" height="14" fill="{}"/>"#, top + 4.0, colour(kind));
         let _ = writeln!(
             svg,

@@ -11,6 +11,7 @@ mod chart;
 mod check;
 mod claim;
 mod dhcp;
+mod ipvlan_path;
 mod isolation;
 mod measured;
 mod modes;

@@ -9,6 +9,8 @@ pub enum Kind {
     /// A node's own interface: the floor everything else adds to.
     Host,
     Macvlan,
+    /// Children sharing the parent's MAC (measured where the kernel has ipvlan).
+    Ipvlan,
     /// veth + Linux bridge (+ NAT to the LAN): Docker's default network.
     BridgeNat,
 }
@@ -18,6 +20,7 @@ impl Kind {
         match self {
             Kind::Host => "node's own",
             Kind::Macvlan => "macvlan",
+            Kind::Ipvlan => "ipvlan",
             Kind::BridgeNat => "bridge + NAT",
         }
     }

@@ -68,7 +68,7 @@ fn scratch_conf(c: &Ctx, ty: &str, mode: &str) -> Value {
 }
 
 /// ADD from inside `node`, as a runtime there would.
-fn cni_add(node: &Netns, pod: &Netns, id: &str, conf: &Value) -> Result<CniResult> {
+pub(super) fn cni_add(node: &Netns, pod: &Netns, id: &str, conf: &Value) -> Result<CniResult> {
     let path = pod.path().to_path_buf();
     node.run(|| underlay_cli::endpoint::cni_call("ADD", id, &path, "eth0", "", conf))?
         .map_err(|e| anyhow!("{e}"))?
@@ -109,7 +109,7 @@ fn with_scratch(
     result
 }
 
-fn ip_of(r: &CniResult) -> Result<IpAddr> {
+pub(super) fn ip_of(r: &CniResult) -> Result<IpAddr> {
     r.ips.first().map(|i| i.address.addr()).context("no address")
 }
 

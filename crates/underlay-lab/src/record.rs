@@ -40,7 +40,7 @@ pub struct Pod {
 }
 
 /// Names of namespaces that checks and benchmarks may add for a while.
-pub const SCRATCH: [&str; 6] = ["mnode", "m1", "m2", "m3", "b1", "b2"];
+pub const SCRATCH: [&str; 11] = ["mnode", "m1", "m2", "m3", "b1", "b2", "inode1", "inode2", "i1", "i2", "i3"];
 
 impl Record {
     pub fn spec(&self) -> WorldSpec {
