@@ -5,7 +5,6 @@
 mod support;
 
 use support::*;
-use underlay_linux::addr::AddressOptions;
 use underlay_linux::world::WorldSpec;
 
 fn sleeper<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -19,10 +18,8 @@ fn sleeper<'a>(name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 fn run_skips_and_refuses_an_address_in_use_and_holds_are_listed_and_released() {
     let w = world(WorldSpec::seed("clicd").nodes(1).pods(0));
     let ext = w.external();
-    let mut nl = ext.netns.netlink().unwrap();
-    let eth0 = nl.link(&ext.ifname).unwrap();
     for ip in ["192.168.1.96/24", "192.168.1.99/24"] {
-        nl.add_address(eth0.index, ip.parse().unwrap(), AddressOptions::default()).unwrap();
+        ext.also_use(ip.parse().unwrap()).unwrap();
     }
     let u = Underlay::on(&w.node(0).netns);
     u.lan("lan", &["--ip-range", "192.168.1.96/28"]).ok();
@@ -86,10 +83,8 @@ fn run_with_a_stable_mac_keeps_it_across_restarts() {
 fn host_access_probes_the_shims_address() {
     let w = world(WorldSpec::seed("clicdha").nodes(1).pods(0));
     let ext = w.external();
-    let mut nl = ext.netns.netlink().unwrap();
-    let eth0 = nl.link(&ext.ifname).unwrap();
     for ip in ["192.168.1.96/24", "192.168.1.99/24"] {
-        nl.add_address(eth0.index, ip.parse().unwrap(), AddressOptions::default()).unwrap();
+        ext.also_use(ip.parse().unwrap()).unwrap();
     }
     let u = Underlay::on(&w.node(0).netns);
     u.lan("lan", &["--ip-range", "192.168.1.96/28"]).ok();

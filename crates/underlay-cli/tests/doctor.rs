@@ -49,31 +49,11 @@ fn ip(ns: &Netns, args: &[&str]) {
     assert!(st.success(), "ip {args:?}");
 }
 
-fn lan_with_endpoint(u: &Underlay) {
-    u.lan("lan", &["--ip-range", "192.168.1.96/27"]).ok();
-    u.run(&[
-        "run",
-        "--network",
-        "lan",
-        "--ip",
-        "192.168.1.100",
-        "-d",
-        "--name",
-        "web",
-        "--",
-        "/bin/busybox",
-        "sleep",
-        "120",
-    ])
-    .ok();
-    u.wait_running("web");
-}
-
 #[test]
 fn a_healthy_world_gets_no_warning() {
     let w = world(WorldSpec::seed("dochealthy").nodes(1).pods(0));
     let u = Underlay::on(&w.node(0).netns);
-    lan_with_endpoint(&u);
+    u.lan_with_web();
     let (code, report) = doctor(&u, &["lan", "--probe"]);
     assert_eq!(code, 0, "{report:#}");
     assert!(problems(&report).is_empty(), "{report:#}");
@@ -106,7 +86,7 @@ fn a_switch_dropping_unknown_macs_is_found_by_the_probe() {
 fn a_duplicate_address_on_the_lan_is_found() {
     let w = world(WorldSpec::seed("docdup").nodes(1).pods(0));
     let u = Underlay::on(&w.node(0).netns);
-    lan_with_endpoint(&u);
+    u.lan_with_web();
     // The external device takes the endpoint's address too.
     ip(&w.external().netns, &["addr", "add", "192.168.1.100/24", "dev", "eth0"]);
     let (code, report) = doctor(&u, &["lan", "--probe"]);

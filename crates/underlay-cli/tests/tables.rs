@@ -27,23 +27,7 @@ fn awk(u: &Underlay, args: &[&str], program: &str) -> String {
 fn listings_for_scripts_and_for_terminals() {
     let w = world(WorldSpec::seed("c19tab").nodes(1).pods(0));
     let u = Underlay::on(&w.node(0).netns);
-    u.lan("lan", &["--ip-range", "192.168.1.96/27"]).ok();
-    u.run(&[
-        "run",
-        "--network",
-        "lan",
-        "--ip",
-        "192.168.1.100",
-        "-d",
-        "--name",
-        "web",
-        "--",
-        "/bin/busybox",
-        "sleep",
-        "60",
-    ])
-    .ok();
-    u.wait_running("web");
+    u.lan_with_web();
     // Not a terminal: no box drawing, one line per row, columns split on blanks.
     let ps = u.run(&["ps"]).ok().stdout.clone();
     assert!(!ps.contains('│') && !ps.contains('─'), "{ps}");

@@ -7,7 +7,6 @@
 mod support;
 
 use support::{Docker, IMAGE, Plugin, driver_name, leftover_links, records, serial, skip_without_docker, world};
-use underlay_linux::addr::AddressOptions;
 
 #[test]
 fn an_address_a_lan_device_uses_is_never_given_to_a_container() {
@@ -18,9 +17,7 @@ fn an_address_a_lan_device_uses_is_never_given_to_a_container() {
     let (w, parent) = world("dkcd");
     // The external device (192.168.1.9) also takes .64, as a printer set up by hand would.
     let ext = w.external();
-    let mut nl = ext.netns.netlink().unwrap();
-    let eth0 = nl.link(&ext.ifname).unwrap();
-    nl.add_address(eth0.index, "192.168.1.64/24".parse().unwrap(), AddressOptions::default()).unwrap();
+    ext.also_use("192.168.1.64/24".parse().unwrap()).unwrap();
     let mac = ext.mac.to_string();
 
     let state = tempfile::tempdir().unwrap();

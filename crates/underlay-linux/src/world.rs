@@ -40,6 +40,14 @@ impl Host {
     pub fn name(&self) -> &str {
         self.netns.name().unwrap_or_default()
     }
+
+    /// One more address on its LAN interface, as a device set up by hand would take one
+    /// (what conflict detection must notice).
+    pub fn also_use(&self, address: IpNet) -> Result<()> {
+        let mut nl = self.netns.netlink()?;
+        let link = nl.link(&self.ifname)?;
+        nl.add_address(link.index, address, AddressOptions::default())
+    }
 }
 
 #[derive(Debug)]

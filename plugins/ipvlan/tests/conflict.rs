@@ -8,7 +8,6 @@ mod support;
 
 use serde_json::json;
 use support::*;
-use underlay_linux::addr::AddressOptions;
 use underlay_linux::support::{Feature, has, report_skip};
 use underlay_linux::world::WorldSpec;
 
@@ -20,9 +19,7 @@ fn ipvlan_skips_and_refuses_an_address_a_device_uses() {
     }
     let w = world(WorldSpec::seed("ivcd").nodes(1).pods(2));
     let ext = w.external();
-    let mut nl = ext.netns.netlink().unwrap();
-    let eth0 = nl.link(&ext.ifname).unwrap();
-    nl.add_address(eth0.index, "192.168.1.100/24".parse().unwrap(), AddressOptions::default()).unwrap();
+    ext.also_use("192.168.1.100/24".parse().unwrap()).unwrap();
     let (p, node) = (PluginDir::ours(), &w.node(0).netns);
     let data = tempfile::tempdir().unwrap();
     let conf = json!({"cniVersion": "1.0.0", "name": "iv", "type": "ipvlan", "master": "enp0s3",

@@ -8,16 +8,12 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use support::*;
-use underlay_linux::addr::AddressOptions;
 use underlay_linux::world::{World, WorldSpec};
 
 /// The external device (192.168.1.9) also takes 192.168.1.100, as a printer that was
 /// configured by hand would.
 fn squat(w: &World, ip: &str) {
-    let ext = w.external();
-    let mut nl = ext.netns.netlink().unwrap();
-    let eth0 = nl.link(&ext.ifname).unwrap();
-    nl.add_address(eth0.index, format!("{ip}/24").parse().unwrap(), AddressOptions::default()).unwrap();
+    w.external().also_use(format!("{ip}/24").parse().unwrap()).unwrap();
 }
 
 fn record(data: &Path, ip: &str) -> String {

@@ -77,6 +77,15 @@ impl<'w> Underlay<'w> {
         self.run(&args)
     }
 
+    /// Network `lan` (addresses handed out from 192.168.1.96/27) with a detached
+    /// endpoint `web` at 192.168.1.100, running.
+    pub fn lan_with_web(&self) {
+        self.lan("lan", &["--ip-range", "192.168.1.96/27"]).ok();
+        let web = ["run", "--network", "lan", "--ip", "192.168.1.100", "-d", "--name", "web", "--"];
+        self.run(&[&web[..], &["/bin/busybox", "sleep", "120"]].concat()).ok();
+        self.wait_running("web");
+    }
+
     /// The seed's Docker example: `network create -d macvlan --subnet 192.168.1.0/24
     /// --gateway 192.168.1.1 -o parent=enp0s3 NAME`.
     pub fn seed_network(&self, name: &str) {

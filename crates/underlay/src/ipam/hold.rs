@@ -99,16 +99,24 @@ pub fn attach(stdin: &[u8], holds: &[ForeignHold]) -> Result<Vec<u8>, CniError> 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ipam::store::{decode_owner, encode_owner};
-
-    fn hold() -> ForeignHold {
+impl ForeignHold {
+    /// The tests' hold: .100 held by 02:aa:bb:cc:dd:ee until 2027-01-15.
+    pub(crate) fn sample() -> ForeignHold {
         ForeignHold {
             ip: "192.168.1.100".parse().unwrap(),
             mac: "02:aa:bb:cc:dd:ee".parse().unwrap(),
             until: 1_800_000_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipam::store::{decode_owner, encode_owner};
+
+    fn hold() -> ForeignHold {
+        ForeignHold::sample()
     }
 
     #[test]

@@ -8,11 +8,7 @@ use super::{add_in, gc_in};
 use crate::cni::{Attachment, CniArgs, Version};
 
 fn hold() -> ForeignHold {
-    ForeignHold {
-        ip: "192.168.1.100".parse().unwrap(),
-        mac: "02:aa:bb:cc:dd:ee".parse().unwrap(),
-        until: 1_800_000_000,
-    }
+    ForeignHold::sample()
 }
 
 #[test]
