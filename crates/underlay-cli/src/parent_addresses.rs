@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
-use underlay::ipam::{from_u128, to_u128};
+use underlay::ipam::without;
 use underlay_linux::Netlink;
 
 use crate::failure::{Failure, Result};
@@ -72,28 +72,19 @@ fn split(range: &Value, own: &[IpAddr]) -> Vec<Value> {
     let bound = |key: &str| range[key].as_str().and_then(|s| s.parse::<IpAddr>().ok());
     let (first, last) = crate::cni_conf::usable(subnet, subnet);
     let (start, end) = (bound("rangeStart").unwrap_or(first), bound("rangeEnd").unwrap_or(last));
-    let mut inside: Vec<u128> = own
-        .iter()
-        .filter(|ip| ip.is_ipv4() == start.is_ipv4())
-        .map(|ip| to_u128(*ip))
-        .filter(|n| (to_u128(start)..=to_u128(end)).contains(n))
-        .collect();
-    if inside.is_empty() {
+    let pieces = without(start, end, own);
+    if pieces == [(start, end)] {
         return vec![range.clone()];
     }
-    inside.sort_unstable();
-    let mut out = Vec::new();
-    let mut from = to_u128(start);
-    for n in inside.into_iter().chain(std::iter::once(to_u128(end) + 1)) {
-        if from < n {
+    pieces
+        .into_iter()
+        .map(|(from, to)| {
             let mut piece = range.clone();
-            piece["rangeStart"] = json!(from_u128(from, start));
-            piece["rangeEnd"] = json!(from_u128(n - 1, start));
-            out.push(piece);
-        }
-        from = n + 1;
-    }
-    out
+            piece["rangeStart"] = json!(from);
+            piece["rangeEnd"] = json!(to);
+            piece
+        })
+        .collect()
 }
 
 #[cfg(test)]

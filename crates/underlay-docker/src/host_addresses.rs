@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use underlay::ipam::{Range, RangeSet, from_u128, to_u128};
+use underlay::ipam::{Range, RangeSet, without};
 use underlay_linux::Netlink;
 
 /// Every address of this namespace inside `subnet`, with the interface carrying it.
@@ -40,24 +40,12 @@ pub fn refuse(ip: IpAddr, own: &[(IpAddr, String)], flag: &str) -> Result<(), St
 /// `set` with the addresses of `own` cut out, so the allocator never reaches them; an
 /// error naming them when nothing is left.
 pub fn cut_out(set: &RangeSet, own: &[(IpAddr, String)]) -> Result<RangeSet, String> {
-    let mut out = Vec::new();
-    for r in &set.0 {
-        let (start, end) = (to_u128(r.start), to_u128(r.end));
-        let mut inside: Vec<u128> = own
-            .iter()
-            .filter(|(ip, _)| ip.is_ipv4() == r.start.is_ipv4())
-            .map(|(ip, _)| to_u128(*ip))
-            .filter(|n| (start..=end).contains(n))
-            .collect();
-        inside.sort_unstable();
-        let mut from = start;
-        for n in inside.into_iter().chain(std::iter::once(end + 1)) {
-            if from < n {
-                out.push(Range { start: from_u128(from, r.start), end: from_u128(n - 1, r.start), ..r.clone() });
-            }
-            from = n + 1;
-        }
-    }
+    let ips: Vec<IpAddr> = own.iter().map(|(ip, _)| *ip).collect();
+    let out: Vec<Range> = set
+        .0
+        .iter()
+        .flat_map(|r| without(r.start, r.end, &ips).into_iter().map(|(start, end)| Range { start, end, ..r.clone() }))
+        .collect();
     if out.is_empty() {
         let taken: Vec<String> = own.iter().map(|(ip, ifname)| format!("{ip} (on {ifname})")).collect();
         return Err(format!(

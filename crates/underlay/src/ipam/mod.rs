@@ -15,4 +15,4 @@ mod stamp;
 pub mod store;
 
 pub use conf::HostLocalConf;
-pub use range::{Range, RangeConf, RangeSet, from_u128, to_u128};
+pub use range::{Range, RangeConf, RangeSet, from_u128, to_u128, without};

@@ -47,6 +47,34 @@ pub fn from_u128(n: u128, like: IpAddr) -> IpAddr {
     }
 }
 
+/// The runs of `start..=end` left once `points` are taken out, in order (points of the
+/// other family or outside the run are ignored): how the host's own addresses are kept
+/// out of the ranges an allocator draws from.
+pub fn without(start: IpAddr, end: IpAddr, points: &[IpAddr]) -> Vec<(IpAddr, IpAddr)> {
+    let (lo, hi) = (to_u128(start), to_u128(end));
+    let mut cut: Vec<u128> = points
+        .iter()
+        .filter(|p| p.is_ipv4() == start.is_ipv4())
+        .map(|p| to_u128(*p))
+        .filter(|n| (lo..=hi).contains(n))
+        .collect();
+    cut.sort_unstable();
+    cut.dedup();
+    let mut out = Vec::new();
+    // `None` once a point was the family's very last address.
+    let mut from = Some(lo);
+    for n in cut {
+        if let Some(f) = from.filter(|f| *f < n) {
+            out.push((from_u128(f, start), from_u128(n - 1, start)));
+        }
+        from = n.checked_add(1);
+    }
+    if let Some(f) = from.filter(|f| *f <= hi) {
+        out.push((from_u128(f, start), end));
+    }
+    out
+}
+
 impl RangeConf {
     /// Fills the defaults and checks the range, as host-local does: the gateway
     /// defaults to the first address, the start to the first address (the gateway is

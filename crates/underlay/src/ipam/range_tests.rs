@@ -124,3 +124,23 @@ fn addresses_and_numbers_round_trip() {
     }
     assert_eq!(to_u128(ip("0.0.1.0")), 256);
 }
+
+#[test]
+fn without_cuts_runs_around_points_up_to_the_last_address_of_the_family() {
+    let runs = |s: &str, e: &str, p: &[&str]| -> Vec<(String, String)> {
+        let points: Vec<IpAddr> = p.iter().map(|x| ip(x)).collect();
+        without(ip(s), ip(e), &points).into_iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    };
+    let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(runs("10.0.0.1", "10.0.0.9", &[]), [pair("10.0.0.1", "10.0.0.9")]);
+    assert_eq!(
+        runs("10.0.0.1", "10.0.0.9", &["10.0.0.5", "10.0.0.1", "10.0.0.5", "fe80::1", "10.0.1.1"]),
+        [pair("10.0.0.2", "10.0.0.4"), pair("10.0.0.6", "10.0.0.9")]
+    );
+    assert!(runs("10.0.0.1", "10.0.0.1", &["10.0.0.1"]).is_empty());
+    let last = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+    assert_eq!(
+        runs("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", last, &[last]),
+        [pair("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")]
+    );
+}
