@@ -14,10 +14,7 @@ use underlay_linux::world::World;
 
 use super::build::{WEB_PORT, start_server};
 use super::modes::{cni_add, ip_of};
-use super::record::Lab;
-
-/// Scratch namespaces of this path (also in record::SCRATCH, so `lab down` removes them).
-pub const ROLES: [&str; 5] = ["inode1", "inode2", "i1", "i2", "i3"];
+use super::record::{IPVLAN_BENCH, Lab};
 
 pub struct IpvlanPath {
     pub i1: Netns,
@@ -70,7 +67,7 @@ impl IpvlanPath {
         for p in path.into_iter().flat_map(|p| p.servers) {
             p.kill();
         }
-        for role in ROLES {
+        for role in IPVLAN_BENCH {
             let name = format!("{}-{role}", world.prefix);
             if Netns::exists(&name) {
                 let _ = world.remove(&name);

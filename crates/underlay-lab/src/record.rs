@@ -40,7 +40,10 @@ pub struct Pod {
 }
 
 /// Names of namespaces that checks and benchmarks may add for a while.
-pub const SCRATCH: [&str; 11] = ["mnode", "m1", "m2", "m3", "b1", "b2", "inode1", "inode2", "i1", "i2", "i3"];
+pub const SCRATCH: [&str; 6] = ["mnode", "m1", "m2", "m3", "b1", "b2"];
+
+/// The scratch namespaces of `lab bench`'s ipvlan path (ipvlan_path.rs).
+pub const IPVLAN_BENCH: [&str; 5] = ["inode1", "inode2", "i1", "i2", "i3"];
 
 impl Record {
     pub fn spec(&self) -> WorldSpec {
@@ -53,7 +56,7 @@ impl Record {
     }
 
     pub fn scratch(&self) -> Vec<String> {
-        SCRATCH.iter().map(|r| format!("{}-{r}", self.prefix)).collect()
+        SCRATCH.iter().chain(&IPVLAN_BENCH).map(|r| format!("{}-{r}", self.prefix)).collect()
     }
 
     /// Every namespace this lab may have.
