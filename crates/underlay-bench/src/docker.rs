@@ -107,8 +107,13 @@ pub fn run(args: Args) -> Result<()> {
     );
     let engine = Engine { sock: format!("unix://{}/d.sock", dir.path().display()) };
     let log = std::fs::File::create(dir.path().join("dockerd.log"))?;
+    // What dockerd and its containerd write as temporary files (containerd's stack dump
+    // on its way down, say) goes with this run's directory.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp)?;
     let dockerd = Daemon(
         Command::new("/usr/sbin/dockerd")
+            .env("TMPDIR", &tmp)
             .arg("--data-root")
             .arg(dir.path().join("data"))
             .arg("--exec-root")

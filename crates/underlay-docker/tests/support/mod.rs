@@ -218,7 +218,9 @@ impl Docker {
             }
             None => Command::new("/usr/sbin/dockerd"),
         };
+        // dockerd's and its containerd's temporary files stay in this engine's directory.
         let child = cmd
+            .env("TMPDIR", root)
             .arg("--data-root")
             .arg(root.join("data"))
             .arg("--exec-root")

@@ -88,7 +88,8 @@ impl Containerd {
             }
         };
         let log = std::fs::File::create(dir.join("containerd.log")).map_err(io("create containerd.log"))?;
-        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().map_err(io("start containerd"))?;
+        // Its temporary files (the stack dump it writes on its way down) stay in `dir`.
+        let child = cmd.env("TMPDIR", dir).stdout(Stdio::null()).stderr(log).spawn().map_err(io("start containerd"))?;
         let mut this = Containerd { child, socket, dir: dir.to_path_buf() };
         let start = Instant::now();
         while !this.socket.exists() {
