@@ -131,7 +131,7 @@ fn spawn_keeper(dirs: &Dirs, ep: &Endpoint) -> Result<Option<u8>> {
     let mut keeper = cmd.spawn()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let now = State::lock(dirs)?.endpoints()?.into_iter().find(|e| e.id == ep.id);
+        let now = State::lock(dirs)?.endpoint_by_id(&ep.id)?;
         match now {
             Some(e) if e.phase == Phase::Exited && e.process.is_none() => {
                 let why = std::fs::read_to_string(crate::exited::log_path(dirs, &ep.id)).unwrap_or_default();

@@ -196,6 +196,16 @@ impl State {
         crate::resolve::pick("endpoint", "underlay ps -a", name, &all, |e| (&e.name, &e.id)).cloned()
     }
 
+    /// The record of endpoint `id`, read by its path: a listing of the directory can miss
+    /// a record being replaced (written beside it and renamed over it) at that moment.
+    pub fn endpoint_by_id(&self, id: &str) -> Result<Option<Endpoint>> {
+        let path = self.endpoint_path(id);
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ => read_record(&path).map(Some),
+        }
+    }
+
     pub fn save_endpoint(&self, e: &Endpoint) -> Result<()> {
         write(&self.endpoint_path(&e.id), e)
     }
